@@ -1,0 +1,73 @@
+"""Store entries: the bytes a store keeps under a key. Pure functions, no I/O.
+
+Layout (all integers little-endian)::
+
+    0   magic      b"PYCE"
+    4   version    uint8   ENTRY_FORMAT_VERSION
+    5   reserved   3 bytes zero
+    8   key        20 bytes, the key the entry was written for
+    28  checksum   8 bytes, SipHash-1-3 of key + payload
+    36  length     uint32  payload length
+    40  payload    marshal.dumps(code)
+
+The checksum covers the key, so an entry copied into another key's place
+fails to decode. It detects damage, not tampering: signing is a separate layer.
+"""
+
+from __future__ import annotations
+
+import _imp
+
+from .exceptions import EntryFormatError
+from .keys import ENTRY_FORMAT_VERSION, KEY_SIZE
+
+__all__ = ["ENTRY_HEADER_SIZE", "decode_entry", "encode_entry"]
+
+_MAGIC = b"PYCE"
+_VERSION = bytes([ENTRY_FORMAT_VERSION, 0, 0, 0])
+_CHECKSUM_SEED = 0x50594345  # "PYCE"; any fixed seed works, it only has to stay fixed
+ENTRY_HEADER_SIZE = 4 + 4 + KEY_SIZE + 8 + 4
+
+
+def _checksum(key: bytes, payload: bytes) -> bytes:
+    digest: bytes = _imp.source_hash(_CHECKSUM_SEED, key + payload)
+    return digest
+
+
+def encode_entry(key: bytes, payload: bytes) -> bytes:
+    """Return the entry bytes that bind ``payload`` to ``key``."""
+    if len(key) != KEY_SIZE:
+        raise ValueError(f"key must be {KEY_SIZE} bytes, not {len(key)}")
+    return b"".join(
+        (
+            _MAGIC,
+            _VERSION,
+            key,
+            _checksum(key, payload),
+            len(payload).to_bytes(4, "little"),
+            payload,
+        )
+    )
+
+
+def decode_entry(key: bytes, data: bytes) -> bytes:
+    """Return the payload of the entry ``data`` stored under ``key``.
+
+    Raises ``EntryFormatError`` if the entry is truncated, has another format
+    version, was written for another key, or fails its checksum.
+    """
+    if len(data) < ENTRY_HEADER_SIZE:
+        raise EntryFormatError(f"truncated entry ({len(data)} bytes)")
+    if data[:4] != _MAGIC:
+        raise EntryFormatError("not a PyCache entry (bad magic)")
+    if data[4:8] != _VERSION:
+        raise EntryFormatError(f"entry format version {data[4]}, expected {ENTRY_FORMAT_VERSION}")
+    if data[8:28] != key:
+        raise EntryFormatError("entry belongs to another key")
+    length = int.from_bytes(data[36:40], "little")
+    payload = data[ENTRY_HEADER_SIZE:]
+    if len(payload) != length:
+        raise EntryFormatError(f"payload is {len(payload)} bytes, header says {length}")
+    if data[28:36] != _checksum(key, payload):
+        raise EntryFormatError("entry checksum mismatch")
+    return bytes(payload)

@@ -1,0 +1,117 @@
+"""Configuration from the environment: pure functions of an environ mapping.
+
+=====================  ========================================================
+``PYCACHE_DIR``        store directory (default ``$XDG_CACHE_HOME/pycache``,
+                       else ``~/.cache/pycache``)
+``PYCACHE_DISABLE``    ``1`` turns PyCache off for this run
+``PYCACHE_DEBUG``      ``1`` logs every hit, miss and fallback to stderr
+``PYCACHE_READONLY``   ``1`` reads the store but never writes it
+``PYCACHE_INTREE``     ``0`` ignores existing ``__pycache__`` pycs
+=====================  ========================================================
+
+Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
+value means unset.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .exceptions import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
+
+__all__ = ["Config", "from_environ", "parse_bool"]
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+
+
+def parse_bool(name: str, value: str | None, default: bool) -> bool:
+    """Return the boolean ``value`` of variable ``name``.
+
+    Raises ``ConfigError`` for a value that is neither true nor false.
+    """
+    if value is None or value.strip() == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a boolean (use 1 or 0)")
+
+
+class Config:
+    """Resolved settings. ``store_dir`` is ``None`` when no store location is known."""
+
+    __slots__ = ("debug", "disabled", "intree", "problems", "readonly", "store_dir")
+
+    def __init__(
+        self,
+        *,
+        store_dir: str | None,
+        disabled: bool = False,
+        debug: bool = False,
+        readonly: bool = False,
+        intree: bool = True,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        self.store_dir = store_dir
+        self.disabled = disabled
+        self.debug = debug
+        self.readonly = readonly
+        self.intree = intree
+        #: What was wrong with the environment, for ``strict=False`` callers to report.
+        self.problems = problems
+
+
+def _default_store_dir(environ: Mapping[str, str]) -> str | None:
+    xdg = environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):  # the XDG spec says relative values are ignored
+        return os.path.join(xdg, "pycache")
+    home = environ.get("HOME")
+    if not home:
+        try:
+            import pwd
+
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (ImportError, KeyError, OSError):
+            return None
+    if not home or not os.path.isabs(home):
+        return None
+    return os.path.join(home, ".cache", "pycache")
+
+
+def from_environ(environ: Mapping[str, str], *, strict: bool = False) -> Config:
+    """Return the configuration described by ``environ``.
+
+    With ``strict`` a bad value raises ``ConfigError`` (for the command line);
+    otherwise the default is used and the problem listed in ``Config.problems``.
+    """
+    problems: list[str] = []
+
+    def boolean(name: str, default: bool) -> bool:
+        try:
+            return parse_bool(name, environ.get(name), default)
+        except ConfigError as exc:
+            if strict:
+                raise
+            problems.append(f"{exc}; using {int(default)}")
+            return default
+
+    store_dir = environ.get("PYCACHE_DIR") or None
+    if store_dir is not None:
+        store_dir = os.path.abspath(os.path.expanduser(store_dir))
+    else:
+        store_dir = _default_store_dir(environ)
+    return Config(
+        store_dir=store_dir,
+        disabled=boolean("PYCACHE_DISABLE", False),
+        debug=boolean("PYCACHE_DEBUG", False),
+        readonly=boolean("PYCACHE_READONLY", False),
+        intree=boolean("PYCACHE_INTREE", True),
+        problems=tuple(problems),
+    )

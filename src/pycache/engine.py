@@ -1,0 +1,235 @@
+"""The get_code algorithm: path index, then store, then in-tree pyc, then compile.
+
+For a source ``path`` whose ``stat`` is ``st``:
+
+1. If the path index holds a trusted record for ``st`` (same signature, not
+   racy), load the recorded key from the store. This is the warm path: one
+   ``stat``, one entry read, no hashing.
+2. Otherwise read and hash the source. If the store has that key (the content
+   was seen before, at any path), load it and renew the index record.
+3. Otherwise use a provably fresh ``__pycache__`` pyc if there is one, else
+   compile, then store the result under the key.
+
+Every cache problem on the way is a miss. Only what CPython itself would raise
+(reading the source, ``SyntaxError`` from compiling it) propagates.
+"""
+
+from __future__ import annotations
+
+import _imp
+import marshal
+import os
+import sys
+from types import CodeType
+
+from . import _debug, _entry, _format, _fs, stats
+from .exceptions import FormatError
+from .index import make_record, trusted_key
+from .keys import cache_key
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from .index import PathIndex
+    from .stores.base import Store
+
+    class SourceLoader(Protocol):
+        def get_data(self, path: str) -> bytes: ...
+
+        def source_to_code(self, data: bytes, path: str) -> CodeType: ...
+
+
+__all__ = ["Engine"]
+
+_HIT, _MISSING, _CORRUPT = "hit", "missing", "corrupt"
+_cache_from_source = sys.modules["_frozen_importlib_external"].cache_from_source
+# Rewrites co_filename in place, recursively, as CPython's own loader does.
+_fix_co_filename = _imp._fix_co_filename  # type: ignore[attr-defined]
+
+
+class Engine:
+    """Serve code objects for source paths from a store and a path index."""
+
+    def __init__(
+        self,
+        store: Store,
+        index: PathIndex,
+        stats: stats.Stats,
+        *,
+        context: bytes,
+        use_intree: bool = True,
+        stats_path: str | None = None,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.stats = stats
+        self.context = context
+        self.use_intree = use_intree
+        self.stats_path = stats_path
+
+    def get_code(self, loader: SourceLoader, path: str, st: os.stat_result, now: int) -> CodeType:
+        """Return the code object for the source ``path``.
+
+        ``st`` is the source's ``stat`` and ``now`` a wall-clock time (ns) taken
+        before it. Raises what ``loader.get_data`` and ``loader.source_to_code``
+        raise, nothing else.
+        """
+        record = None
+        tried = None
+        status = None
+        try:
+            record = self.index.lookup(path)
+            if record is not None:
+                tried = trusted_key(record, st)
+                if tried is not None:
+                    code, status = self._load(tried, path)
+                    if code is not None:
+                        self.stats.incr("hits")
+                        self.stats.incr("hits_by_stat")
+                        _debug.trace("hit %s (index)", path)
+                        return code
+        except Exception as exc:  # a cache problem is a miss
+            _debug.trace("index lookup failed for %s: %r", path, exc)
+
+        source = loader.get_data(path)
+        key = None
+        code = None
+        payload = None
+        try:
+            key = cache_key(source, self.context)
+            if key != tried:
+                code, status = self._load(key, path)
+                if code is not None:
+                    self.stats.incr("hits")
+                    self.stats.incr("hits_by_content")
+                    _debug.trace("hit %s (content)", path)
+                    self.index.record(path, make_record(st, now, key))
+                    return code
+            reason = self._miss_reason(record, key, status)
+            self.stats.incr("misses")
+            self.stats.incr(reason)
+            _debug.trace("miss %s (%s)", path, reason)
+            if self.use_intree:
+                found = self._from_intree(path, st, source)
+                if found is not None:
+                    code, payload = found
+                    self.stats.incr("intree_pyc")
+        except Exception as exc:
+            _debug.trace("cache failure for %s, compiling: %r", path, exc)
+
+        if code is None:
+            code = loader.source_to_code(source, path)
+            self.stats.incr("compiles")
+        if key is not None:
+            try:
+                self._store(key, code, payload, path, st, now)
+            except Exception as exc:
+                _debug.trace("cannot store %s: %r", path, exc)
+        return code
+
+    @staticmethod
+    def _miss_reason(record: object, key: bytes, status: str | None) -> str:
+        if status == _CORRUPT:
+            return "miss_corrupt"
+        if record is None:
+            return "miss_new"
+        if record[6] != key:  # type: ignore[index]
+            return "miss_changed"
+        return "miss_missing"
+
+    def _load(self, key: bytes, path: str) -> tuple[CodeType | None, str]:
+        """Load ``key`` from the store; remove it if it fails its checks."""
+        hex_key = key.hex()
+        data = self.store.get(hex_key)
+        if data is None:
+            return None, _MISSING
+        try:
+            code = _format.loads_code(_entry.decode_entry(key, data))
+        except FormatError as exc:
+            _debug.trace("corrupt entry %s for %s: %s; removing it", hex_key, path, exc)
+            self.store.delete(hex_key)
+            return None, _CORRUPT
+        _fix_co_filename(code, path)
+        return code, _HIT
+
+    def _from_intree(
+        self, path: str, st: os.stat_result, source: bytes
+    ) -> tuple[CodeType, bytes | None] | None:
+        """Return the code of a provably fresh ``__pycache__`` pyc, or ``None``.
+
+        A timestamp pyc must match the source's mtime and size *and* be strictly
+        newer than the source's mtime and ctime, so an edit in the same second
+        as the pyc was written (CPython's stale case) is never served. Hash
+        pycs, unchecked ones included, must match the source's hash.
+        """
+        try:
+            pyc_path = _cache_from_source(path)
+            fd = os.open(pyc_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except (OSError, NotImplementedError, ValueError):
+            return None
+        try:
+            pyc_st = os.fstat(fd)
+            data = _fs.read_fd(fd, pyc_st.st_size)
+        finally:
+            os.close(fd)
+        try:
+            header = _format.decode_header(data)
+        except FormatError as exc:
+            _debug.trace("ignoring %s: %s", pyc_path, exc)
+            return None
+        if not _format.is_fresh_for_source(
+            header, source=source, mtime=st.st_mtime, size=st.st_size
+        ):
+            _debug.trace("ignoring stale %s", pyc_path)
+            return None
+        if header.source_hash is None and pyc_st.st_mtime_ns <= max(st.st_mtime_ns, st.st_ctime_ns):
+            _debug.trace("ignoring %s: not provably newer than its source", pyc_path)
+            return None
+        payload = data[_format.HEADER_SIZE :]
+        try:
+            code = _format.loads_code(payload)
+        except FormatError as exc:
+            _debug.trace("ignoring corrupt %s: %s", pyc_path, exc)
+            return None
+        _fix_co_filename(code, path)
+        _debug.trace("using fresh %s", pyc_path)
+        return code, payload
+
+    def _store(
+        self,
+        key: bytes,
+        code: CodeType,
+        payload: bytes | None,
+        path: str,
+        st: os.stat_result,
+        now: int,
+    ) -> None:
+        if not self.store.writable:
+            return
+        if payload is None:
+            payload = marshal.dumps(code)
+        if self.store.put(key.hex(), _entry.encode_entry(key, payload)):
+            self.stats.incr("store_writes")
+            self.index.record(path, make_record(st, now, key))
+        else:
+            self.stats.incr("store_write_errors")
+
+    def flush(self) -> None:
+        """Write the pending index records and counters. Never raises."""
+        try:
+            self.index.flush()
+        except Exception as exc:
+            _debug.trace("index flush failed: %r", exc)
+        counts = self.stats.take()
+        if self.stats_path is None or not counts:
+            return
+        try:
+            stats.append(self.stats_path, counts)
+        except Exception as exc:
+            _debug.trace("cannot write stats to %s: %r", self.stats_path, exc)
+
+    def after_fork(self) -> None:
+        """Forget the parent's unflushed counters and records in a forked child."""
+        self.stats.take()
+        self.index.forget_pending()

@@ -1,0 +1,55 @@
+"""PyCache's exceptions, in one tree.
+
+::
+
+    PyCacheError
+    ├── FormatError (also a ValueError): bytes that do not decode
+    │   ├── PycFormatError      a .pyc file or header
+    │   ├── EntryFormatError    a store entry (bad magic, checksum or key binding)
+    │   └── IndexFormatError    a path-index file
+    ├── StoreError              a store backend could not do what was asked
+    └── ConfigError             a configuration value is invalid
+
+On the import path none of these escapes: every cache problem is a miss. The
+command-line tools turn them into messages and exit codes.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "EntryFormatError",
+    "FormatError",
+    "IndexFormatError",
+    "PyCacheError",
+    "PycFormatError",
+    "StoreError",
+]
+
+
+class PyCacheError(Exception):
+    """Base class of every error PyCache raises on purpose."""
+
+
+class FormatError(PyCacheError, ValueError):
+    """Bytes that do not decode as the expected format."""
+
+
+class PycFormatError(FormatError):
+    """A .pyc file or header is malformed, truncated or for another interpreter."""
+
+
+class EntryFormatError(FormatError):
+    """A store entry is malformed, fails its checksum or belongs to another key."""
+
+
+class IndexFormatError(FormatError):
+    """A path-index file is malformed or fails its checksum."""
+
+
+class StoreError(PyCacheError):
+    """A store backend failed (I/O error, unreachable server, ...)."""
+
+
+class ConfigError(PyCacheError):
+    """A configuration value is invalid."""

@@ -1,0 +1,98 @@
+"""The importlib integration: a source loader that asks the engine for code.
+
+PyCache keeps CPython's own ``FileFinder`` (so packages, namespace packages,
+``__file__``, ``__spec__`` and ``__cached__`` are exactly CPython's) and swaps
+only the loader it uses for ``.py`` files. Extension modules, sourceless pycs,
+builtins, frozen modules and zipimport are left alone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import CodeType
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+    from .engine import Engine
+
+__all__ = ["PyCacheLoader", "install", "installed", "uninstall"]
+
+_bootstrap_external = sys.modules["_frozen_importlib_external"]
+_engine: Engine | None = None
+
+
+class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,name-defined]
+    """``SourceFileLoader`` whose ``get_code`` goes through PyCache.
+
+    ``__cached__`` keeps the value CPython gives it (the ``__pycache__`` path
+    CPython would use); PyCache never writes that file.
+    """
+
+    def get_code(self, fullname: str) -> CodeType:
+        engine = _engine
+        if engine is None:
+            code: CodeType = super().get_code(fullname)
+            return code
+        path = self.get_filename(fullname)
+        now = time.time_ns()  # before the stat: the racy rule needs it so
+        try:
+            st = os.stat(path)
+        except OSError:
+            code = super().get_code(fullname)  # CPython's own error for a missing source
+            return code
+        return engine.get_code(self, path, st, now)
+
+
+def _is_file_finder_hook(hook: object) -> bool:
+    return getattr(hook, "__qualname__", "").startswith("FileFinder.path_hook.")
+
+
+def _drop_file_finders() -> None:
+    """Forget cached finders so that every path entry gets one with our loader."""
+    for entry, finder in list(sys.path_importer_cache.items()):
+        if isinstance(finder, _bootstrap_external.FileFinder):
+            del sys.path_importer_cache[entry]
+
+
+def installed() -> bool:
+    """Say whether PyCache's path hook is in ``sys.path_hooks``."""
+    return any(getattr(hook, "_pycache_replaces", None) for hook in sys.path_hooks)
+
+
+def install(engine: Engine) -> bool:
+    """Route source imports through ``engine``. Returns False if there is no FileFinder hook."""
+    global _engine
+    for position, hook in enumerate(sys.path_hooks):  # noqa: B007 - used after the loop
+        if getattr(hook, "_pycache_replaces", None) is not None:
+            _engine = engine
+            return True
+        if _is_file_finder_hook(hook):
+            break
+    else:
+        return False
+    details = [
+        (PyCacheLoader if loader is _bootstrap_external.SourceFileLoader else loader, suffixes)
+        for loader, suffixes in _bootstrap_external._get_supported_file_loaders()
+    ]
+    ours: Callable[[str], Any] = _bootstrap_external.FileFinder.path_hook(*details)
+    ours._pycache_replaces = hook  # type: ignore[attr-defined]
+    _engine = engine
+    sys.path_hooks[position] = ours
+    _drop_file_finders()
+    return True
+
+
+def uninstall() -> None:
+    """Put CPython's own path hook back and stop serving from the engine."""
+    global _engine
+    _engine = None
+    for position, hook in enumerate(sys.path_hooks):
+        original = getattr(hook, "_pycache_replaces", None)
+        if original is not None:
+            sys.path_hooks[position] = original
+            _drop_file_finders()
+            return

@@ -1,0 +1,208 @@
+"""The path index: source path -> (stat signature, key), and the racy rule.
+
+A warm import costs one ``stat`` of the source and a dictionary lookup: if the
+source's stat signature (device, inode, size, ``mtime_ns``, ``ctime_ns``) equals
+the recorded one, the recorded key is used without reading or hashing the
+source.
+
+Racy rule (after git's index): a signature recorded while the source's mtime or
+ctime lay within ``GRANULARITY_NS`` of the recording clock proves nothing, since
+an edit in that same tick could leave every field unchanged. Such a record is
+not trusted on stat alone; the source is rehashed on its next use and the
+record renewed. Because ``ctime`` cannot be set by user space, ``touch -d``,
+rename-replace and checkouts all change the signature.
+
+Records are grouped in one file per source directory, read once per process on
+first use and rewritten (merged with what is on disk) at exit. A lost update
+only costs a rehash, never a wrong answer.
+
+Index file layout::
+
+    0   magic     b"PYCI"
+    4   version   uint8 + 3 zero bytes
+    8   checksum  8 bytes, SipHash-1-3 of the payload
+    16  payload   marshal.dumps((directory, {name: record}))
+
+where ``record`` is ``(dev, ino, size, mtime_ns, ctime_ns, recorded_ns, key)``.
+"""
+
+from __future__ import annotations
+
+import _imp
+import marshal
+import os
+
+from . import _debug, _fs
+from .exceptions import IndexFormatError
+from .keys import KEY_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Tuple
+
+    Record = Tuple[int, int, int, int, int, int, bytes]
+    Records = Dict[str, Record]
+
+__all__ = [
+    "GRANULARITY_NS",
+    "PathIndex",
+    "decode_index",
+    "encode_index",
+    "make_record",
+    "trusted_key",
+]
+
+# Two seconds covers FAT's 2 s and HFS+'s 1 s timestamps, the kernel's coarse
+# clock tick, and small clock offsets between an NFS server and its client.
+GRANULARITY_NS = 2_000_000_000
+
+_MAGIC = b"PYCI"
+_VERSION = b"\x01\x00\x00\x00"
+_HEADER_SIZE = 16
+_CHECKSUM_SEED = 0x50594349  # "PYCI"
+_DIRECTORY_SEED = 0x50594344  # "PYCD"
+
+
+def make_record(st: os.stat_result, recorded_ns: int, key: bytes) -> Record:
+    """Return the index record for a source with stat ``st`` and key ``key``.
+
+    ``recorded_ns`` must be a wall-clock time taken *before* ``st`` was read.
+    """
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, recorded_ns, key)
+
+
+def trusted_key(record: Record, st: os.stat_result) -> bytes | None:
+    """Return the recorded key if ``st`` proves the source unchanged, else ``None``.
+
+    ``None`` means: the signature differs, or the record is racy and the source
+    must be rehashed.
+    """
+    if (
+        record[3] == st.st_mtime_ns
+        and record[4] == st.st_ctime_ns
+        and record[2] == st.st_size
+        and record[1] == st.st_ino
+        and record[0] == st.st_dev
+        and max(record[3], record[4]) + GRANULARITY_NS <= record[5]
+    ):
+        return record[6]
+    return None
+
+
+def encode_index(directory: str, records: Records) -> bytes:
+    """Return the bytes of the index file for ``directory``."""
+    payload = marshal.dumps((directory, records))
+    return _MAGIC + _VERSION + _imp.source_hash(_CHECKSUM_SEED, payload) + payload
+
+
+def _valid_record(record: object) -> bool:
+    return (
+        type(record) is tuple
+        and len(record) == 7
+        and all(type(field) is int for field in record[:6])
+        and type(record[6]) is bytes
+        and len(record[6]) == KEY_SIZE
+    )
+
+
+def decode_index(directory: str, data: bytes) -> Records:
+    """Return the records of the index file ``data`` for ``directory``.
+
+    Raises ``IndexFormatError`` if the file is truncated, fails its checksum,
+    was written for another directory, or holds malformed records.
+    """
+    if len(data) < _HEADER_SIZE:
+        raise IndexFormatError(f"truncated index ({len(data)} bytes)")
+    if data[:4] != _MAGIC or data[4:8] != _VERSION:
+        raise IndexFormatError("not a PyCache index file of this version")
+    payload = data[_HEADER_SIZE:]
+    if data[8:16] != _imp.source_hash(_CHECKSUM_SEED, payload):
+        raise IndexFormatError("index checksum mismatch")
+    try:
+        stored_directory, records = marshal.loads(payload)
+    except Exception as exc:
+        raise IndexFormatError(f"bad index payload: {exc}") from exc
+    if stored_directory != directory:
+        raise IndexFormatError("index belongs to another directory")
+    if type(records) is not dict or not all(
+        type(name) is str and _valid_record(record) for name, record in records.items()
+    ):
+        raise IndexFormatError("malformed index records")
+    return records
+
+
+def _split(path: str) -> tuple[str, str]:
+    if not os.path.isabs(path):
+        path = os.path.abspath(path)
+    directory, _, name = path.rpartition(os.sep)
+    return directory or os.sep, name
+
+
+class PathIndex:
+    """The on-disk path index under ``root``, cached in memory for one process.
+
+    Reads never raise: an unreadable or damaged index file is an empty one.
+    """
+
+    def __init__(self, root: str, *, writable: bool = True) -> None:
+        self.root = root
+        self.writable = writable
+        self._loaded: dict[str, Records] = {}
+        self._pending: dict[str, Records] = {}
+
+    def file_for(self, directory: str) -> str:
+        """Return the index file that holds the records of ``directory``."""
+        name = _imp.source_hash(_DIRECTORY_SEED, os.fsencode(directory)).hex()
+        return os.path.join(self.root, name[:2], name[2:])
+
+    def _read(self, directory: str) -> Records:
+        path = self.file_for(directory)
+        try:
+            return decode_index(directory, _fs.read_file(path))
+        except FileNotFoundError:
+            return {}
+        except (OSError, IndexFormatError) as exc:
+            _debug.trace("index %s for %s unusable: %s", path, directory, exc)
+            return {}
+
+    def lookup(self, path: str) -> Record | None:
+        """Return the record for the source ``path``, or ``None``."""
+        directory, name = _split(path)
+        records = self._loaded.get(directory)
+        if records is None:
+            records = self._loaded[directory] = self._read(directory)
+        return records.get(name)
+
+    def record(self, path: str, record: Record) -> None:
+        """Remember ``record`` for ``path``; it is written by ``flush``."""
+        directory, name = _split(path)
+        self._loaded.setdefault(directory, {})[name] = record
+        self._pending.setdefault(directory, {})[name] = record
+
+    def flush(self) -> int:
+        """Write pending records, merged with the files' current content.
+
+        Returns the number of index files written. I/O errors are traced and
+        the records dropped: they only save rehashing.
+        """
+        pending, self._pending = self._pending, {}
+        if not self.writable:
+            return 0
+        written = 0
+        for directory, records in pending.items():
+            merged = self._read(directory)
+            merged.update(records)
+            try:
+                _fs.write_atomic(self.file_for(directory), encode_index(directory, merged))
+            except OSError as exc:
+                _debug.trace("cannot write index for %s: %s", directory, exc)
+                if exc.errno in _fs.GIVE_UP_ERRNOS:
+                    self.writable = False
+                    break
+            else:
+                written += 1
+        return written
+
+    def forget_pending(self) -> None:
+        """Drop unwritten records (a forked child must not write its parent's)."""
+        self._pending = {}

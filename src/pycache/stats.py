@@ -1,0 +1,140 @@
+"""Hit and miss counters: counted in memory, appended to the stats file at exit.
+
+Each process that did any work appends one line to ``<store>/stats``::
+
+    pycache-stats-v1 hits=12 misses=3 compiles=2 miss_new=3
+
+The reader sums every line it understands and skips the rest, so a torn or
+foreign line costs a few counts, never an error. Appenders and the compactor
+serialise on ``flock``; an appender that finds the file replaced under it
+retries on the new one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import _debug, _fs
+
+__all__ = ["COUNTERS", "Stats", "decode_lines", "encode_line", "read_totals", "reset"]
+
+#: Every counter, in display order.
+COUNTERS = (
+    "hits",  # served from the store
+    "hits_by_stat",  # ... trusted from the path index (one stat, no hashing)
+    "hits_by_content",  # ... after hashing the source (new path, racy or changed)
+    "misses",  # the store had no usable entry
+    "miss_new",  # ... a source path PyCache had not seen, with new content
+    "miss_changed",  # ... a known path whose content changed
+    "miss_missing",  # ... the index named an entry that is gone
+    "miss_corrupt",  # ... the entry failed its checks (removed and rebuilt)
+    "intree_pyc",  # misses served from a provably fresh __pycache__ pyc
+    "compiles",  # misses compiled from source
+    "store_writes",  # entries written
+    "store_write_errors",  # entries that could not be written
+)
+
+_PREFIX = "pycache-stats-v1"
+_COMPACT_AT = 256 * 1024
+
+
+class Stats:
+    """Counters for one process."""
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        counts = self.counts
+        counts[name] = counts.get(name, 0) + amount
+
+    def take(self) -> dict[str, int]:
+        """Return the counts and start again from zero."""
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+def encode_line(counts: dict[str, int]) -> bytes:
+    """Return the stats-file line for ``counts`` (zero counters omitted)."""
+    fields = " ".join(f"{name}={value}" for name, value in sorted(counts.items()) if value)
+    return f"{_PREFIX} {fields}\n".encode()
+
+
+def decode_lines(text: bytes) -> dict[str, int]:
+    """Sum the counters of every well-formed line in ``text``; skip the rest."""
+    totals: dict[str, int] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts or parts[0] != _PREFIX.encode():
+            continue
+        parsed: dict[str, int] = {}
+        for part in parts[1:]:
+            name, sep, value = part.partition(b"=")
+            if not sep or not value.isdigit() or len(value) > 18:
+                break
+            parsed[name.decode("ascii", "replace")] = int(value)
+        else:
+            for counter, count in parsed.items():
+                totals[counter] = totals.get(counter, 0) + count
+    return totals
+
+
+def _locked_open(path: str) -> int:
+    """Open ``path`` for appending and lock it; retry if it was replaced meanwhile."""
+    import fcntl
+
+    for _ in range(5):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+    raise OSError("stats file keeps being replaced")
+
+
+def append(path: str, counts: dict[str, int]) -> None:
+    """Add ``counts`` to the stats file at ``path``; compact it when it grows.
+
+    Raises ``OSError`` if the file cannot be written.
+    """
+    if not any(counts.values()):
+        return
+    try:
+        fd = _locked_open(path)
+    except FileNotFoundError:
+        _fs.makedirs_private(os.path.dirname(path))
+        fd = _locked_open(path)
+    try:
+        os.write(fd, encode_line(counts))
+        if os.fstat(fd).st_size > _COMPACT_AT:
+            _fs.write_atomic(path, encode_line(decode_lines(_fs.read_file(path))))
+    finally:
+        os.close(fd)
+
+
+def read_totals(path: str) -> dict[str, int]:
+    """Return the summed counters in the stats file, every counter present."""
+    try:
+        totals = decode_lines(_fs.read_file(path))
+    except FileNotFoundError:
+        totals = {}
+    return {name: totals.get(name, 0) for name in COUNTERS}
+
+
+def reset(path: str) -> None:
+    """Set every counter to zero. Raises ``OSError`` if the file cannot be replaced."""
+    try:
+        fd = _locked_open(path)
+    except FileNotFoundError:
+        return
+    try:
+        _fs.write_atomic(path, b"")
+    finally:
+        os.close(fd)
+    _debug.trace("stats reset at %s", path)
