@@ -18,7 +18,7 @@ __all__ = ["GIVE_UP_ERRNOS", "makedirs_private", "read_fd", "read_file", "write_
 # of them a writer stops trying and PyCache carries on read-only.
 GIVE_UP_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT")
+    for name in ("EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR")
     if hasattr(errno, name)
 )
 
