@@ -3,30 +3,28 @@
 ``activate()`` is what the ``.pth`` file of ``pycache enable`` and the
 ``sitecustomize`` of ``pycache run`` call at start-up. It must stay cheap (it
 runs in every process) and must never raise: if anything goes wrong, Python
-simply runs without PyCache.
+simply runs without PyCache. It only checks ``PYCACHE_DISABLE`` and swaps the
+path hook; the configuration, store, index and engine are set up on the first
+source import. (No ``from __future__ import annotations`` here or in
+``importer``: even that import is measurable at start-up.)
 """
 
-from __future__ import annotations
-
 import os
-
-from . import _debug
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
 
-__all__ = ["activate", "active_engine", "deactivate", "is_active"]
+__all__ = ["activate", "active_engine", "build_engine", "deactivate", "is_active"]
 
-_engine: Engine | None = None
+_active = False
 
 
-def build_engine(config: Config) -> Engine:
+def build_engine(config: "Config") -> "Engine":
     """Return an engine for ``config`` (the store need not exist yet)."""
     from .engine import Engine
     from .index import PathIndex
-    from .keys import compile_context
     from .stats import Stats
     from .stores.local import LocalStore
 
@@ -41,82 +39,107 @@ def build_engine(config: Config) -> Engine:
         store = LocalStore(config.store_dir, writable=writable)
         index = PathIndex(os.path.join(config.store_dir, "index"), writable=writable)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
-    return Engine(
-        store,
-        index,
-        Stats(),
-        context=compile_context(),
-        use_intree=config.intree,
-        stats_path=stats_path,
-    )
+    return Engine(store, index, Stats(), use_intree=config.intree, stats_path=stats_path)
+
+
+def _engine_from_environment() -> "Engine":
+    from . import _debug
+    from .config import from_environ
+
+    config = from_environ(os.environ)
+    if config.problems:
+        import warnings  # a bad setting is reported once per process, not once per import
+
+        for problem in config.problems:
+            warnings.warn(f"pycache: {problem}", RuntimeWarning, stacklevel=1)
+    if config.store_dir is None:
+        _debug.trace("no store directory (HOME and PYCACHE_DIR unset); compiling in memory")
+    else:
+        _debug.trace("store %s%s", config.store_dir, " (read-only)" if config.readonly else "")
+    return build_engine(config)
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name)
+    if not value:
+        return False
+    from .config import parse_bool
+
+    try:
+        return parse_bool(name, value, False)
+    except ValueError:  # reported with the other problems on first use
+        return False
 
 
 def activate() -> bool:
     """Turn PyCache on for this process; return whether it is on. Never raises."""
-    global _engine
-    if _engine is not None:
+    global _active
+    if _active:
         return True
     try:
-        from . import importer
-        from .config import from_environ
+        debug = _flag("PYCACHE_DEBUG")
+        if debug:
+            from . import _debug
 
-        config = from_environ(os.environ)
-        if config.debug:
             _debug.enable()
-        if config.problems:
-            import warnings  # a bad setting is reported once per process, not per import
-
-            for problem in config.problems:
-                warnings.warn(f"pycache: {problem}", RuntimeWarning, stacklevel=1)
-        if config.disabled:
-            _debug.trace("disabled by PYCACHE_DISABLE")
+        if _flag("PYCACHE_DISABLE"):
+            if debug:
+                _debug.trace("disabled by PYCACHE_DISABLE")
             return False
-        if config.store_dir is None:
-            _debug.trace("no store directory (HOME and PYCACHE_DIR unset); compiling in memory")
-        engine = build_engine(config)
-        if not importer.install(engine):
-            _debug.trace("no FileFinder path hook found; not activating")
+        from . import importer
+
+        if not importer.install(_engine_from_environment):
+            if debug:
+                _debug.trace("no FileFinder path hook found; not activating")
             return False
         import atexit
 
         atexit.register(_flush)
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=_after_fork)
-        _engine = engine
-        _debug.trace("active, store %s", config.store_dir)
+        _active = True
+        if debug:
+            _debug.trace("active")
         return True
-    except Exception as exc:  # never break start-up
-        _debug.trace("activation failed: %r", exc)
+    except Exception:  # never break start-up
         return False
 
 
+def active_engine() -> "Engine | None":
+    """Return this process's engine if PyCache is active and has served an import."""
+    if not _active:
+        return None
+    from . import importer
+
+    return importer._engine
+
+
 def _flush() -> None:
-    if _engine is not None:
-        _engine.flush()
+    engine = active_engine()
+    if engine is not None:
+        engine.flush()
 
 
 def _after_fork() -> None:
-    if _engine is not None:
-        _engine.after_fork()
+    engine = active_engine()
+    if engine is not None:
+        engine.after_fork()
 
 
 def deactivate() -> None:
     """Turn PyCache off for this process, writing what it has counted."""
-    global _engine
-    if _engine is None:
+    global _active
+    if not _active:
         return
+    engine = active_engine()
     from . import importer
 
     importer.uninstall()
-    engine, _engine = _engine, None
-    engine.flush()
+    _active = False
+    if engine is not None:
+        engine.flush()
 
 
 def is_active() -> bool:
     """Say whether PyCache serves imports in this process."""
-    return _engine is not None
-
-
-def active_engine() -> Engine | None:
-    """Return this process's engine, if PyCache is active."""
-    return _engine
+    return _active

@@ -19,9 +19,13 @@ from __future__ import annotations
 import _imp
 
 from .exceptions import EntryFormatError
-from .keys import ENTRY_FORMAT_VERSION, KEY_SIZE
 
-__all__ = ["ENTRY_HEADER_SIZE", "decode_entry", "encode_entry"]
+__all__ = ["ENTRY_FORMAT_VERSION", "ENTRY_HEADER_SIZE", "KEY_SIZE", "decode_entry", "encode_entry"]
+
+#: Bump when the entry layout or the meaning of its payload changes; it is part of every key.
+ENTRY_FORMAT_VERSION = 1
+#: Keys are 20-byte BLAKE2b digests (``pycache.keys``).
+KEY_SIZE = 20
 
 _MAGIC = b"PYCE"
 _VERSION = bytes([ENTRY_FORMAT_VERSION, 0, 0, 0])

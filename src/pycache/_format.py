@@ -17,9 +17,12 @@ from __future__ import annotations
 import _imp
 import marshal
 import sys
-from types import CodeType
 
 from .exceptions import PycFormatError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import CodeType
 
 __all__ = [
     "CHECKED_HASH",
@@ -38,6 +41,7 @@ _bootstrap_external = sys.modules["_frozen_importlib_external"]
 
 MAGIC_NUMBER: bytes = _bootstrap_external.MAGIC_NUMBER
 _RAW_MAGIC_NUMBER = int.from_bytes(MAGIC_NUMBER, "little")
+_CODE_TYPE = type((lambda: None).__code__)  # types.CodeType, without importing types
 HEADER_SIZE = 16
 
 TIMESTAMP = "timestamp"
@@ -159,7 +163,7 @@ def loads_code(payload: bytes) -> CodeType:
         code = marshal.loads(payload)
     except Exception as exc:  # marshal raises EOFError, ValueError, TypeError
         raise PycFormatError(f"bad marshal payload: {exc}") from exc
-    if not isinstance(code, CodeType):
+    if type(code) is not _CODE_TYPE:
         raise PycFormatError(f"payload is a {type(code).__name__}, not a code object")
     return code
 

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import os
 
-from .exceptions import ConfigError
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Mapping
@@ -41,6 +39,8 @@ def parse_bool(name: str, value: str | None, default: bool) -> bool:
         return True
     if lowered in _FALSE:
         return False
+    from .exceptions import ConfigError  # imported late: start-up never needs it
+
     raise ConfigError(f"{name}={value!r} is not a boolean (use 1 or 0)")
 
 
@@ -96,7 +96,7 @@ def from_environ(environ: Mapping[str, str], *, strict: bool = False) -> Config:
     def boolean(name: str, default: bool) -> bool:
         try:
             return parse_bool(name, environ.get(name), default)
-        except ConfigError as exc:
+        except ValueError as exc:  # ConfigError
             if strict:
                 raise
             problems.append(f"{exc}; using {int(default)}")

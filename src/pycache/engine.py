@@ -20,15 +20,15 @@ import _imp
 import marshal
 import os
 import sys
-from types import CodeType
 
 from . import _debug, _entry, _format, _fs, stats
 from .exceptions import FormatError
 from .index import make_record, trusted_key
-from .keys import cache_key
+from .keys import cache_key, compile_context
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import CodeType
     from typing import Protocol
 
     from .index import PathIndex
@@ -57,16 +57,23 @@ class Engine:
         index: PathIndex,
         stats: stats.Stats,
         *,
-        context: bytes,
+        context: bytes | None = None,
         use_intree: bool = True,
         stats_path: str | None = None,
     ) -> None:
         self.store = store
         self.index = index
         self.stats = stats
-        self.context = context
+        self._context = context
         self.use_intree = use_intree
         self.stats_path = stats_path
+
+    @property
+    def context(self) -> bytes:
+        """The compile context that goes into every key (computed on first use)."""
+        if self._context is None:
+            self._context = compile_context()
+        return self._context
 
     def get_code(self, loader: SourceLoader, path: str, st: os.stat_result, now: int) -> CodeType:
         """Return the code object for the source ``path``.

@@ -8,7 +8,7 @@
     │   ├── EntryFormatError    a store entry (bad magic, checksum or key binding)
     │   └── IndexFormatError    a path-index file
     ├── StoreError              a store backend could not do what was asked
-    └── ConfigError             a configuration value is invalid
+    └── ConfigError (also a ValueError): a configuration value is invalid
 
 On the import path none of these escapes: every cache problem is a miss. The
 command-line tools turn them into messages and exit codes.
@@ -51,5 +51,5 @@ class StoreError(PyCacheError):
     """A store backend failed (I/O error, unreachable server, ...)."""
 
 
-class ConfigError(PyCacheError):
+class ConfigError(PyCacheError, ValueError):
     """A configuration value is invalid."""

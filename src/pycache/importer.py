@@ -6,23 +6,43 @@ only the loader it uses for ``.py`` files. Extension modules, sourceless pycs,
 builtins, frozen modules and zipimport are left alone.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 import time
-from types import CodeType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from types import CodeType
     from typing import Any, Callable
 
     from .engine import Engine
 
-__all__ = ["PyCacheLoader", "install", "installed", "uninstall"]
+__all__ = ["PyCacheLoader", "current_engine", "install", "installed", "uninstall"]
 
 _bootstrap_external = sys.modules["_frozen_importlib_external"]
-_engine: Engine | None = None
+_engine: "Engine | None" = None
+# Builds the engine on the first source import, so that a process that imports
+# no source module (``python -c pass``) never loads the cache machinery.
+_engine_factory: "Callable[[], Engine] | None" = None
+
+
+def _materialize() -> "Engine | None":
+    global _engine, _engine_factory
+    factory, _engine_factory = _engine_factory, None
+    if factory is None:
+        return None
+    # While the factory runs, _engine and _engine_factory are None, so the
+    # imports it triggers are served by CPython's own loader.
+    try:
+        _engine = factory()
+    except Exception:
+        _engine = None
+    return _engine
+
+
+def current_engine() -> "Engine | None":
+    """Return the engine, building it now if it was installed lazily."""
+    return _engine if _engine is not None else _materialize()
 
 
 class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,name-defined]
@@ -32,11 +52,13 @@ class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,
     CPython would use); PyCache never writes that file.
     """
 
-    def get_code(self, fullname: str) -> CodeType:
+    def get_code(self, fullname: str) -> "CodeType":
         engine = _engine
         if engine is None:
-            code: CodeType = super().get_code(fullname)
-            return code
+            engine = _materialize()
+            if engine is None:
+                code: CodeType = super().get_code(fullname)
+                return code
         path = self.get_filename(fullname)
         now = time.time_ns()  # before the stat: the racy rule needs it so
         try:
@@ -63,12 +85,15 @@ def installed() -> bool:
     return any(getattr(hook, "_pycache_replaces", None) for hook in sys.path_hooks)
 
 
-def install(engine: Engine) -> bool:
-    """Route source imports through ``engine``. Returns False if there is no FileFinder hook."""
-    global _engine
+def install(factory: "Callable[[], Engine]") -> bool:
+    """Route source imports through the engine that ``factory`` builds on first use.
+
+    Returns False if ``sys.path_hooks`` has no FileFinder hook to replace.
+    """
+    global _engine, _engine_factory
     for position, hook in enumerate(sys.path_hooks):  # noqa: B007 - used after the loop
         if getattr(hook, "_pycache_replaces", None) is not None:
-            _engine = engine
+            _engine, _engine_factory = None, factory
             return True
         if _is_file_finder_hook(hook):
             break
@@ -80,7 +105,7 @@ def install(engine: Engine) -> bool:
     ]
     ours: Callable[[str], Any] = _bootstrap_external.FileFinder.path_hook(*details)
     ours._pycache_replaces = hook  # type: ignore[attr-defined]
-    _engine = engine
+    _engine, _engine_factory = None, factory
     sys.path_hooks[position] = ours
     _drop_file_finders()
     return True
@@ -88,8 +113,8 @@ def install(engine: Engine) -> bool:
 
 def uninstall() -> None:
     """Put CPython's own path hook back and stop serving from the engine."""
-    global _engine
-    _engine = None
+    global _engine, _engine_factory
+    _engine = _engine_factory = None
     for position, hook in enumerate(sys.path_hooks):
         original = getattr(hook, "_pycache_replaces", None)
         if original is not None:

@@ -33,8 +33,8 @@ import marshal
 import os
 
 from . import _debug, _fs
+from ._entry import KEY_SIZE
 from .exceptions import IndexFormatError
-from .keys import KEY_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -17,14 +17,14 @@ from __future__ import annotations
 import os
 import sys
 
+from ._entry import ENTRY_FORMAT_VERSION, KEY_SIZE
+
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees the block
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ENTRY_FORMAT_VERSION", "KEY_SIZE", "cache_key", "compile_context", "key_hex"]
 
-ENTRY_FORMAT_VERSION = 1
-KEY_SIZE = 20
+__all__ = ["cache_key", "compile_context", "key_hex"]
 
 _blake2b: Callable[..., object] | None = None
 
