@@ -25,7 +25,6 @@ def build_engine(config: "Config") -> "Engine":
     """Return an engine for ``config`` (the store need not exist yet)."""
     from .engine import Engine
     from .index import PathIndex
-    from .stats import Stats
     from .stores.local import LocalStore
 
     if config.store_dir is None:
@@ -39,7 +38,7 @@ def build_engine(config: "Config") -> "Engine":
         store = LocalStore(config.store_dir, writable=writable)
         index = PathIndex(os.path.join(config.store_dir, "index"), writable=writable)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
-    return Engine(store, index, Stats(), use_intree=config.intree, stats_path=stats_path)
+    return Engine(store, index, use_intree=config.intree, stats_path=stats_path)
 
 
 def _engine_from_environment() -> "Engine":

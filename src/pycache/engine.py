@@ -4,7 +4,7 @@ For a source ``path`` whose ``stat`` is ``st``:
 
 1. If the path index holds a trusted record for ``st`` (same signature, not
    racy), load the recorded key from the store. This is the warm path: one
-   ``stat``, one entry read, no hashing.
+   ``stat``, one entry read, no hashing of the source.
 2. Otherwise read and hash the source. If the store has that key (the content
    was seen before, at any path), load it and renew the index record.
 3. Otherwise use a provably fresh ``__pycache__`` pyc if there is one, else
@@ -12,6 +12,11 @@ For a source ``path`` whose ``stat`` is ``st``:
 
 Every cache problem on the way is a miss. Only what CPython itself would raise
 (reading the source, ``SyntaxError`` from compiling it) propagates.
+
+Only the warm path's modules are imported with this one; hashing, the pyc
+format and the stats file are imported on first need. Imports that the engine
+itself triggers are served by CPython's loader (see ``importer``), so such a
+lazy import never re-enters the engine.
 """
 
 from __future__ import annotations
@@ -21,10 +26,9 @@ import marshal
 import os
 import sys
 
-from . import _debug, _entry, _format, _fs, stats
+from . import _debug, _entry
 from .exceptions import FormatError
 from .index import make_record, trusted_key
-from .keys import cache_key, compile_context
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,19 +47,23 @@ if TYPE_CHECKING:
 __all__ = ["Engine"]
 
 _HIT, _MISSING, _CORRUPT = "hit", "missing", "corrupt"
+_CODE_TYPE = type((lambda: None).__code__)  # types.CodeType, without importing types
 _cache_from_source = sys.modules["_frozen_importlib_external"].cache_from_source
 # Rewrites co_filename in place, recursively, as CPython's own loader does.
 _fix_co_filename = _imp._fix_co_filename  # type: ignore[attr-defined]
 
 
 class Engine:
-    """Serve code objects for source paths from a store and a path index."""
+    """Serve code objects for source paths from a store and a path index.
+
+    Counters live in ``counts`` (names from ``pycache.stats.COUNTERS``) until
+    ``flush`` adds them to the stats file.
+    """
 
     def __init__(
         self,
         store: Store,
         index: PathIndex,
-        stats: stats.Stats,
         *,
         context: bytes | None = None,
         use_intree: bool = True,
@@ -63,7 +71,7 @@ class Engine:
     ) -> None:
         self.store = store
         self.index = index
-        self.stats = stats
+        self.counts: dict[str, int] = {}
         self._context = context
         self.use_intree = use_intree
         self.stats_path = stats_path
@@ -72,8 +80,14 @@ class Engine:
     def context(self) -> bytes:
         """The compile context that goes into every key (computed on first use)."""
         if self._context is None:
+            from .keys import compile_context
+
             self._context = compile_context()
         return self._context
+
+    def _count(self, name: str) -> None:
+        counts = self.counts
+        counts[name] = counts.get(name, 0) + 1
 
     def get_code(self, loader: SourceLoader, path: str, st: os.stat_result, now: int) -> CodeType:
         """Return the code object for the source ``path``.
@@ -92,8 +106,8 @@ class Engine:
                 if tried is not None:
                     code, status = self._load(tried, path)
                     if code is not None:
-                        self.stats.incr("hits")
-                        self.stats.incr("hits_by_stat")
+                        self._count("hits")
+                        self._count("hits_by_stat")
                         _debug.trace("hit %s (index)", path)
                         return code
         except Exception as exc:  # a cache problem is a miss
@@ -104,30 +118,32 @@ class Engine:
         code = None
         payload = None
         try:
+            from .keys import cache_key
+
             key = cache_key(source, self.context)
             if key != tried:
                 code, status = self._load(key, path)
                 if code is not None:
-                    self.stats.incr("hits")
-                    self.stats.incr("hits_by_content")
+                    self._count("hits")
+                    self._count("hits_by_content")
                     _debug.trace("hit %s (content)", path)
                     self.index.record(path, make_record(st, now, key))
                     return code
             reason = self._miss_reason(record, key, status)
-            self.stats.incr("misses")
-            self.stats.incr(reason)
+            self._count("misses")
+            self._count(reason)
             _debug.trace("miss %s (%s)", path, reason)
             if self.use_intree:
                 found = self._from_intree(path, st, source)
                 if found is not None:
                     code, payload = found
-                    self.stats.incr("intree_pyc")
+                    self._count("intree_pyc")
         except Exception as exc:
             _debug.trace("cache failure for %s, compiling: %r", path, exc)
 
         if code is None:
             code = loader.source_to_code(source, path)
-            self.stats.incr("compiles")
+            self._count("compiles")
         if key is not None:
             try:
                 self._store(key, code, payload, path, st, now)
@@ -152,8 +168,10 @@ class Engine:
         if data is None:
             return None, _MISSING
         try:
-            code = _format.loads_code(_entry.decode_entry(key, data))
-        except FormatError as exc:
+            code = marshal.loads(_entry.decode_entry(key, data))
+            if type(code) is not _CODE_TYPE:
+                raise FormatError(f"payload is a {type(code).__name__}, not code")
+        except Exception as exc:  # FormatError, or marshal's EOFError/ValueError/TypeError
             _debug.trace("corrupt entry %s for %s: %s; removing it", hex_key, path, exc)
             self.store.delete(hex_key)
             return None, _CORRUPT
@@ -170,6 +188,8 @@ class Engine:
         as the pyc was written (CPython's stale case) is never served. Hash
         pycs, unchecked ones included, must match the source's hash.
         """
+        from . import _format, _fs
+
         try:
             pyc_path = _cache_from_source(path)
             fd = os.open(pyc_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
@@ -217,10 +237,15 @@ class Engine:
         if payload is None:
             payload = marshal.dumps(code)
         if self.store.put(key.hex(), _entry.encode_entry(key, payload)):
-            self.stats.incr("store_writes")
+            self._count("store_writes")
             self.index.record(path, make_record(st, now, key))
         else:
-            self.stats.incr("store_write_errors")
+            self._count("store_write_errors")
+
+    def take_counts(self) -> dict[str, int]:
+        """Return the counters and start again from zero."""
+        counts, self.counts = self.counts, {}
+        return counts
 
     def flush(self) -> None:
         """Write the pending index records and counters. Never raises."""
@@ -228,15 +253,17 @@ class Engine:
             self.index.flush()
         except Exception as exc:
             _debug.trace("index flush failed: %r", exc)
-        counts = self.stats.take()
+        counts = self.take_counts()
         if self.stats_path is None or not counts:
             return
         try:
+            from . import stats
+
             stats.append(self.stats_path, counts)
         except Exception as exc:
             _debug.trace("cannot write stats to %s: %r", self.stats_path, exc)
 
     def after_fork(self) -> None:
         """Forget the parent's unflushed counters and records in a forked child."""
-        self.stats.take()
+        self.take_counts()
         self.index.forget_pending()

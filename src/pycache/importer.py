@@ -6,6 +6,7 @@ only the loader it uses for ``.py`` files. Extension modules, sourceless pycs,
 builtins, frozen modules and zipimport are left alone.
 """
 
+import _thread
 import os
 import sys
 import time
@@ -21,6 +22,9 @@ __all__ = ["PyCacheLoader", "current_engine", "install", "installed", "uninstall
 
 _bootstrap_external = sys.modules["_frozen_importlib_external"]
 _engine: "Engine | None" = None
+# Set while this thread is inside the engine: imports the engine itself triggers
+# (its lazily imported modules) go to CPython's loader instead of re-entering.
+_inside = _thread._local()
 # Builds the engine on the first source import, so that a process that imports
 # no source module (``python -c pass``) never loads the cache machinery.
 _engine_factory: "Callable[[], Engine] | None" = None
@@ -56,9 +60,9 @@ class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,
         engine = _engine
         if engine is None:
             engine = _materialize()
-            if engine is None:
-                code: CodeType = super().get_code(fullname)
-                return code
+        if engine is None or getattr(_inside, "busy", False):
+            code: CodeType = super().get_code(fullname)
+            return code
         path = self.get_filename(fullname)
         now = time.time_ns()  # before the stat: the racy rule needs it so
         try:
@@ -66,18 +70,30 @@ class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,
         except OSError:
             code = super().get_code(fullname)  # CPython's own error for a missing source
             return code
-        return engine.get_code(self, path, st, now)
+        _inside.busy = True
+        try:
+            return engine.get_code(self, path, st, now)
+        finally:
+            _inside.busy = False
 
 
 def _is_file_finder_hook(hook: object) -> bool:
     return getattr(hook, "__qualname__", "").startswith("FileFinder.path_hook.")
 
 
-def _drop_file_finders() -> None:
-    """Forget cached finders so that every path entry gets one with our loader."""
-    for entry, finder in list(sys.path_importer_cache.items()):
-        if isinstance(finder, _bootstrap_external.FileFinder):
-            del sys.path_importer_cache[entry]
+def _swap_loaders(old: type, new: type) -> None:
+    """Make the finders created before activation use ``new`` for source files.
+
+    Patching their ``(suffix, loader)`` list in place, rather than dropping
+    them, keeps their directory-listing caches: a dropped finder would list
+    its directory again on the next import.
+    """
+    for finder in list(sys.path_importer_cache.values()):
+        loaders = getattr(finder, "_loaders", None)
+        if isinstance(finder, _bootstrap_external.FileFinder) and isinstance(loaders, list):
+            finder._loaders = [
+                (suffix, new if loader is old else loader) for suffix, loader in loaders
+            ]
 
 
 def installed() -> bool:
@@ -107,7 +123,7 @@ def install(factory: "Callable[[], Engine]") -> bool:
     ours._pycache_replaces = hook  # type: ignore[attr-defined]
     _engine, _engine_factory = None, factory
     sys.path_hooks[position] = ours
-    _drop_file_finders()
+    _swap_loaders(_bootstrap_external.SourceFileLoader, PyCacheLoader)
     return True
 
 
@@ -119,5 +135,5 @@ def uninstall() -> None:
         original = getattr(hook, "_pycache_replaces", None)
         if original is not None:
             sys.path_hooks[position] = original
-            _drop_file_finders()
+            _swap_loaders(PyCacheLoader, _bootstrap_external.SourceFileLoader)
             return

@@ -49,6 +49,7 @@ __all__ = [
     "decode_index",
     "encode_index",
     "make_record",
+    "valid_record",
     "trusted_key",
 ]
 
@@ -95,7 +96,8 @@ def encode_index(directory: str, records: Records) -> bytes:
     return _MAGIC + _VERSION + _imp.source_hash(_CHECKSUM_SEED, payload) + payload
 
 
-def _valid_record(record: object) -> bool:
+def valid_record(record: object) -> bool:
+    """Say whether ``record`` has the shape of an index record."""
     return (
         type(record) is tuple
         and len(record) == 7
@@ -109,7 +111,9 @@ def decode_index(directory: str, data: bytes) -> Records:
     """Return the records of the index file ``data`` for ``directory``.
 
     Raises ``IndexFormatError`` if the file is truncated, fails its checksum,
-    was written for another directory, or holds malformed records.
+    was written for another directory, or is not a mapping. Individual records
+    are checked when they are looked up (``valid_record``), so that loading a
+    large directory's index costs no per-record work.
     """
     if len(data) < _HEADER_SIZE:
         raise IndexFormatError(f"truncated index ({len(data)} bytes)")
@@ -124,9 +128,7 @@ def decode_index(directory: str, data: bytes) -> Records:
         raise IndexFormatError(f"bad index payload: {exc}") from exc
     if stored_directory != directory:
         raise IndexFormatError("index belongs to another directory")
-    if type(records) is not dict or not all(
-        type(name) is str and _valid_record(record) for name, record in records.items()
-    ):
+    if type(records) is not dict:
         raise IndexFormatError("malformed index records")
     return records
 
@@ -171,7 +173,10 @@ class PathIndex:
         records = self._loaded.get(directory)
         if records is None:
             records = self._loaded[directory] = self._read(directory)
-        return records.get(name)
+        record = records.get(name)
+        if record is None or valid_record(record):
+            return record
+        return None
 
     def record(self, path: str, record: Record) -> None:
         """Remember ``record`` for ``path``; it is written by ``flush``."""
@@ -190,7 +195,11 @@ class PathIndex:
             return 0
         written = 0
         for directory, records in pending.items():
-            merged = self._read(directory)
+            merged = {
+                name: record
+                for name, record in self._read(directory).items()
+                if type(name) is str and valid_record(record)
+            }
             merged.update(records)
             try:
                 _fs.write_atomic(self.file_for(directory), encode_index(directory, merged))

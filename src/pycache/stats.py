@@ -1,4 +1,4 @@
-"""Hit and miss counters: counted in memory, appended to the stats file at exit.
+"""Hit and miss counters: counted in memory by the engine, appended to the stats file at exit.
 
 Each process that did any work appends one line to ``<store>/stats``::
 
@@ -16,7 +16,7 @@ import os
 
 from . import _debug, _fs
 
-__all__ = ["COUNTERS", "Stats", "decode_lines", "encode_line", "read_totals", "reset"]
+__all__ = ["COUNTERS", "append", "decode_lines", "encode_line", "read_totals", "reset"]
 
 #: Every counter, in display order.
 COUNTERS = (
@@ -36,24 +36,6 @@ COUNTERS = (
 
 _PREFIX = "pycache-stats-v1"
 _COMPACT_AT = 256 * 1024
-
-
-class Stats:
-    """Counters for one process."""
-
-    __slots__ = ("counts",)
-
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-
-    def incr(self, name: str, amount: int = 1) -> None:
-        counts = self.counts
-        counts[name] = counts.get(name, 0) + amount
-
-    def take(self) -> dict[str, int]:
-        """Return the counts and start again from zero."""
-        counts, self.counts = self.counts, {}
-        return counts
 
 
 def encode_line(counts: dict[str, int]) -> bytes:
