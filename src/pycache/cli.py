@@ -23,7 +23,13 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 _PTH_NAME = "pycache-enable.pth"
-_PTH_LINE = "import pycache._activate; pycache._activate.activate()\n"
+# site.py executes .pth lines that start with "import". The try/except keeps a
+# stale .pth (PyCache uninstalled, or a broken install) from printing an error
+# at every interpreter start.
+_PTH_LINE = (
+    "import sys; exec('try:\\n from pycache._activate import activate\\n"
+    "except Exception:\\n pass\\nelse:\\n activate()')\n"
+)
 
 
 class _Fail(Exception):
