@@ -46,8 +46,8 @@ def makedirs_private(path: str) -> None:
         try:
             os.mkdir(directory, 0o700)
         except FileExistsError:
-            if not os.path.isdir(directory):
-                raise
+            if not os.path.isdir(directory):  # a file in the way: ENOTDIR, so writers give up
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", directory) from None
 
 
 def read_file(path: str) -> bytes:
