@@ -86,7 +86,7 @@ class LocalStore:
     def iterate(self) -> Iterator[str]:
         try:
             fans = sorted(os.listdir(self.entries_dir))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return
         for fan in fans:
             if len(fan) != 2:
