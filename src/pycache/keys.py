@@ -49,7 +49,8 @@ def compile_context(optimize: int | None = None) -> bytes:
         optimize = sys.flags.optimize
     magic = sys.modules["_frozen_importlib_external"].MAGIC_NUMBER
     no_ranges = int(
-        "no_debug_ranges" in sys._xoptions or bool(os.environ.get("PYTHONNODEBUGRANGES"))
+        "no_debug_ranges" in sys._xoptions
+        or (not sys.flags.ignore_environment and bool(os.environ.get("PYTHONNODEBUGRANGES")))
     )
     tag = sys.implementation.cache_tag or "none"
     return (
