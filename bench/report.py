@@ -5,6 +5,8 @@ Every figure comes from a ``ScenarioResult``; nothing here measures anything.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -105,7 +107,7 @@ def machine_details(work_dir: Path) -> list[tuple[str, str]]:
         ("Memory", memory_total()),
         ("Kernel", f"{platform.system()} {platform.release()} ({platform.machine()})"),
         ("Filesystem", filesystem_of(work_dir)),
-        ("PyCache", git_revision()),
+        ("Repository commit", git_revision()),
     ]
 
 
@@ -135,7 +137,7 @@ def _figures(row: Row) -> tuple[str, str, str]:
         return (
             _seconds(summary["baseline_median"]),
             _seconds(summary["candidate_median"]),
-            f"{summary['ratio_median']:.2f}x ({summary['ratio_q1']:.2f}-{summary['ratio_q3']:.2f})",
+            f"{summary['ratio_median']:.3f}x ({summary['ratio_q1']:.3f}-{summary['ratio_q3']:.3f})",
         )
     return (
         _ms(summary["baseline_median"]),
@@ -207,6 +209,19 @@ def render_table(results: Sequence[ScenarioResult]) -> str:
         for failure in result.failures:
             out.append(f"({result.key}) PROBLEM: {failure}")
     return "\n".join(out)
+
+
+def render_json(results: Sequence[ScenarioResult], info: RunInfo) -> str:
+    """Return every sample, summary and counter of the run as JSON, for re-analysis."""
+    scenarios = []
+    for result in results:
+        entry = dataclasses.asdict(result)
+        for row, row_entry in zip(result.rows, entry["rows"]):
+            row_entry["summary"] = row.summary
+            row_entry["passed"] = row.passed
+        entry["passed"] = result.passed
+        scenarios.append(entry)
+    return json.dumps({"run": dataclasses.asdict(info), "scenarios": scenarios}, indent=1)
 
 
 def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
@@ -307,7 +322,7 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "```",
         "",
         "`bench/run.py --help` lists the options (`--reps`, `--activation-reps`, `--quick`, "
-        "`--scenarios`, `--python`, `--no-write`).",
+        "`--scenarios`, `--python`, `--no-write`, `--json`).",
         "",
     ]
     return "\n".join(md)

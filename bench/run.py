@@ -26,9 +26,10 @@ import shlex
 import shutil
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
-from report import RunInfo, machine_details, render_markdown, render_table
+from report import RunInfo, machine_details, render_json, render_markdown, render_table
 from scenarios import (
     RATIO_SCENARIOS,
     Context,
@@ -95,6 +96,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-write", action="store_true", help="print the table only; leave BENCHMARKS.md alone"
     )
     parser.add_argument(
+        "--json", metavar="FILE", help="also write every sample and counter to FILE as JSON"
+    )
+    parser.add_argument(
         "--keep-work", action="store_true", help="keep bench/.work/ (trees and stores) afterwards"
     )
     return parser
@@ -158,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     started = time.time()
     load_before = os.getloadavg()
+    machine = machine_details(WORK_DIR.parent)  # before the run: the commit it built
     results: list[ScenarioResult] = []
     try:
         ctx = _prepare(args, reps, activation_reps)
@@ -202,10 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=args.quick and args.reps is None,
         python_version=python_version,
         pycache_version=pycache_version,
-        machine=machine_details(WORK_DIR.parent),
+        machine=machine,
         load_before=load_before,
         load_after=os.getloadavg(),
     )
+    if args.json:
+        Path(args.json).write_text(render_json(results, info), encoding="utf-8")
+        log(f"wrote {args.json}")
     if args.no_write:
         pass
     elif set(selected) != set(ALL_SCENARIOS):
