@@ -298,12 +298,6 @@ class TestDisable:
 
 
 class TestOwnImports:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="src bug: Engine.flush imports pycache.stats lazily at exit without the "
-        "importer's _inside guard, so PyCache serves its own module (trace 'miss .../pycache/"
-        "stats.py'), drops that import's counters and never persists its index record",
-    )
     def test_pycache_never_serves_its_own_modules(self, sandbox, make_tree, run_py):
         tree = make_tree(TREE)
         for _ in range(2):

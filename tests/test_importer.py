@@ -391,12 +391,6 @@ class TestSyntaxErrors:
         (tree / "flaky.py").write_text("VALUE = 1\n")
         assert run_py(["-c", script], pythonpath=[tree]).stdout == "1\n"
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="src bug: a SyntaxError raised under PyCacheLoader.get_code keeps importlib's and "
-        "PyCache's own frames (importer.py, engine.py) in the printed traceback; CPython strips "
-        "its importlib frames",
-    )
     def test_uncaught_syntax_error_traceback_is_cpythons(self, make_tree, run_py):
         tree = make_tree({"flaky.py": "VALUE = (\n"})
         broken = run_py(["-c", "import flaky"], pythonpath=[tree], check=False)

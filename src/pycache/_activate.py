@@ -116,7 +116,9 @@ def active_engine() -> "Engine | None":
 def _flush() -> None:
     engine = active_engine()
     if engine is not None:
-        engine.flush()
+        from . import importer
+
+        importer.flush(engine)
 
 
 def _after_fork() -> None:
@@ -136,7 +138,7 @@ def deactivate() -> None:
     importer.uninstall()
     _active = False
     if engine is not None:
-        engine.flush()
+        importer.flush(engine)
 
 
 def is_active() -> bool:

@@ -7,8 +7,10 @@ For a source ``path`` whose ``stat`` is ``st``:
    ``stat``, one entry read, no hashing of the source.
 2. Otherwise read and hash the source. If the store has that key (the content
    was seen before, at any path), load it and renew the index record.
-3. Otherwise use a provably fresh ``__pycache__`` pyc if there is one, else
-   compile, then store the result under the key.
+3. Otherwise use a ``__pycache__`` pyc whose source hash matches the bytes just
+   read, for this import only; else compile, then store the result under the
+   key. Timestamp pycs are never used: nothing proves that the bytes they were
+   compiled from are the bytes on disk now (see ``_from_intree``).
 
 Every cache problem on the way is a miss. Only what CPython itself would raise
 (reading the source, ``SyntaxError`` from compiling it) propagates.
@@ -116,7 +118,6 @@ class Engine:
         source = loader.get_data(path)
         key = None
         code = None
-        payload = None
         try:
             from .keys import cache_key
 
@@ -134,10 +135,10 @@ class Engine:
             self._count(reason)
             _debug.trace("miss %s (%s)", path, reason)
             if self.use_intree:
-                found = self._from_intree(path, st, source)
-                if found is not None:
-                    code, payload = found
+                code = self._from_intree(path, source)
+                if code is not None:
                     self._count("intree_pyc")
+                    return code
         except Exception as exc:
             _debug.trace("cache failure for %s, compiling: %r", path, exc)
 
@@ -146,7 +147,7 @@ class Engine:
             self._count("compiles")
         if key is not None:
             try:
-                self._store(key, code, payload, path, st, now)
+                self._store(key, code, path, st, now)
             except Exception as exc:
                 _debug.trace("cannot store %s: %r", path, exc)
         return code
@@ -178,15 +179,20 @@ class Engine:
         _fix_co_filename(code, path)
         return code, _HIT
 
-    def _from_intree(
-        self, path: str, st: os.stat_result, source: bytes
-    ) -> tuple[CodeType, bytes | None] | None:
-        """Return the code of a provably fresh ``__pycache__`` pyc, or ``None``.
+    def _from_intree(self, path: str, source: bytes) -> CodeType | None:
+        """Return the code of the hash-based ``__pycache__`` pyc matching ``source``.
 
-        A timestamp pyc must match the source's mtime and size *and* be strictly
-        newer than the source's mtime and ctime, so an edit in the same second
-        as the pyc was written (CPython's stale case) is never served. Hash
-        pycs, unchecked ones included, must match the source's hash.
+        Only a hash recorded in the pyc proves which bytes it was compiled
+        from, so only checked- and unchecked-hash pycs whose hash matches
+        ``source`` are used (unchecked ones are checked too). A timestamp pyc
+        proves nothing: CPython stats the source, reads it and writes the pyc
+        later, so a same-second, same-size edit in between leaves a pyc whose
+        header matches and whose file is newer than the source, yet whose code
+        is the old one. Such pycs are ignored.
+
+        The code serves this import only and never goes into the store: the
+        pyc may have been compiled under other flags (``-X no_debug_ranges``),
+        and a stray pyc must not outlive its ``__pycache__``.
         """
         from . import _format, _fs
 
@@ -196,8 +202,7 @@ class Engine:
         except (OSError, NotImplementedError, ValueError):
             return None
         try:
-            pyc_st = os.fstat(fd)
-            data = _fs.read_fd(fd, pyc_st.st_size)
+            data = _fs.read_fd(fd, os.fstat(fd).st_size)
         finally:
             os.close(fd)
         try:
@@ -205,38 +210,32 @@ class Engine:
         except FormatError as exc:
             _debug.trace("ignoring %s: %s", pyc_path, exc)
             return None
-        if not _format.is_fresh_for_source(
-            header, source=source, mtime=st.st_mtime, size=st.st_size
-        ):
+        if header.source_hash is None:
+            _debug.trace("ignoring %s: a timestamp pyc cannot prove it is fresh", pyc_path)
+            return None
+        if header.source_hash != _format.source_hash(source):
             _debug.trace("ignoring stale %s", pyc_path)
             return None
-        if header.source_hash is None and pyc_st.st_mtime_ns <= max(st.st_mtime_ns, st.st_ctime_ns):
-            _debug.trace("ignoring %s: not provably newer than its source", pyc_path)
-            return None
-        payload = data[_format.HEADER_SIZE :]
         try:
-            code = _format.loads_code(payload)
+            code = _format.loads_code(data[_format.HEADER_SIZE :])
         except FormatError as exc:
             _debug.trace("ignoring corrupt %s: %s", pyc_path, exc)
             return None
         _fix_co_filename(code, path)
         _debug.trace("using fresh %s", pyc_path)
-        return code, payload
+        return code
 
     def _store(
         self,
         key: bytes,
         code: CodeType,
-        payload: bytes | None,
         path: str,
         st: os.stat_result,
         now: int,
     ) -> None:
         if not self.store.writable:
             return
-        if payload is None:
-            payload = marshal.dumps(code)
-        if self.store.put(key.hex(), _entry.encode_entry(key, payload)):
+        if self.store.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code))):
             self._count("store_writes")
             self.index.record(path, make_record(st, now, key))
         else:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from .engine import Engine
 
-__all__ = ["PyCacheLoader", "current_engine", "install", "installed", "uninstall"]
+__all__ = ["PyCacheLoader", "current_engine", "flush", "install", "installed", "uninstall"]
 
 _bootstrap_external = sys.modules["_frozen_importlib_external"]
 _engine: "Engine | None" = None
@@ -73,8 +73,47 @@ class PyCacheLoader(_bootstrap_external.SourceFileLoader):  # type: ignore[misc,
         _inside.busy = True
         try:
             return engine.get_code(self, path, st, now)
+        except BaseException as exc:  # what CPython's loader would raise: SyntaxError, OSError
+            _drop_engine_frames(exc)
+            raise
         finally:
             _inside.busy = False
+
+
+def _drop_engine_frames(exc: BaseException) -> None:
+    """Unlink the engine's frames from ``exc``'s traceback, in place."""
+    prev = exc.__traceback__
+    if prev is None:
+        return
+    tb = prev.tb_next
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == _ENGINE_FILE:
+            prev.tb_next = tb.tb_next
+        else:
+            prev = tb
+        tb = tb.tb_next
+
+
+# CPython hides its import machinery from the traceback of an error raised while
+# compiling a module: import.c's remove_importlib_frames drops each unbroken run
+# of frames from importlib's two frozen files that ends in _call_with_frames_removed
+# (which source_to_code goes through). So that a SyntaxError prints exactly as
+# under CPython, get_code takes importlib's filename (its frame then continues
+# that run) and drops the engine's frames from what it raises.
+_ENGINE_FILE = os.path.join(os.path.dirname(__file__), "engine.py")
+PyCacheLoader.get_code.__code__ = PyCacheLoader.get_code.__code__.replace(
+    co_filename=_bootstrap_external.SourceLoader.get_code.__code__.co_filename
+)
+
+
+def flush(engine: "Engine") -> None:
+    """Flush ``engine``; the modules that loads (``stats``) bypass the engine."""
+    busy = getattr(_inside, "busy", False)
+    _inside.busy = True
+    try:
+        engine.flush()
+    finally:
+        _inside.busy = busy
 
 
 def _is_file_finder_hook(hook: object) -> bool:
