@@ -306,6 +306,26 @@ class TestOwnImports:
             own = [line for line in run.trace if str(sandbox.package_dir) in line]
             assert own == [], run
 
+    def test_a_module_pycache_itself_may_need_is_cached_too(self, sandbox, make_tree, run_py):
+        # ``__future__`` is usually a program's first source import. It is still
+        # being loaded while the engine is built and while it computes keys, so
+        # nothing PyCache imports on the way may import it, or the import fails,
+        # the engine is never built and PyCache stays off for the whole process.
+        tree = make_tree(TREE)
+        main = sandbox.script("from __future__ import annotations\nimport treemod\n")
+        env = {"PYCACHE_DEBUG": "1", "PYTHONNOUSERSITE": "1"}
+        cold = run_py([main], pythonpath=[tree], env=env)
+        assert not [line for line in cold.trace if "fail" in line], cold
+        future = [line for line in cold.trace if line.endswith("__future__.py (miss_new)")]
+        assert len(future) == 1, cold
+        warm = run_py([main], pythonpath=[tree], env=env)
+        hits = [line.split(" (")[0] for line in warm.trace if line.startswith("hit ")]
+        assert hits == [
+            future[0].replace("miss ", "hit ").split(" (")[0],
+            f"hit {tree / 'treemod.py'}",
+        ]
+        assert not [line for line in warm.trace if line.startswith("miss ")], warm
+
 
 @pytest.fixture
 def venv(sandbox):

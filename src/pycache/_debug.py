@@ -5,15 +5,13 @@ switched on, and then at once: importing it lazily from inside an import would
 re-enter the loader. Tracing never raises.
 """
 
-from __future__ import annotations
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
 
 __all__ = ["enable", "enabled", "trace"]
 
-_logger: logging.Logger | None = None
+_logger: "logging.Logger | None" = None
 
 
 def enable(on: bool = True) -> None:

@@ -16,11 +16,11 @@ than hashing ``key + payload`` avoids copying the payload on every read. It
 detects damage, not tampering: signing is a separate layer.
 """
 
-from __future__ import annotations
-
 import _imp
 
-from .exceptions import EntryFormatError
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .exceptions import EntryFormatError
 
 __all__ = ["ENTRY_FORMAT_VERSION", "ENTRY_HEADER_SIZE", "KEY_SIZE", "decode_entry", "encode_entry"]
 
@@ -35,7 +35,14 @@ _CHECKSUM_SEED = 0x50594345  # "PYCE"; any fixed seed works, it only has to stay
 ENTRY_HEADER_SIZE = 4 + 4 + KEY_SIZE + 8 + 4
 
 
-def _checksum(key: bytes, payload: bytes | memoryview) -> bytes:
+def _error(message: str) -> "EntryFormatError":
+    # Imported on failure only: the warm path never needs the exceptions module.
+    from .exceptions import EntryFormatError
+
+    return EntryFormatError(message)
+
+
+def _checksum(key: bytes, payload: "bytes | memoryview") -> bytes:
     seed = int.from_bytes(key[:8], "little", signed=True) ^ _CHECKSUM_SEED  # a C long
     digest: bytes = _imp.source_hash(seed, payload)
     return digest
@@ -57,24 +64,24 @@ def encode_entry(key: bytes, payload: bytes) -> bytes:
     )
 
 
-def decode_entry(key: bytes, data: bytes) -> memoryview:
+def decode_entry(key: bytes, data: bytes) -> "memoryview":
     """Return the payload of the entry ``data`` stored under ``key``, without copying it.
 
     Raises ``EntryFormatError`` if the entry is truncated, has another format
     version, was written for another key, or fails its checksum.
     """
     if len(data) < ENTRY_HEADER_SIZE:
-        raise EntryFormatError(f"truncated entry ({len(data)} bytes)")
+        raise _error(f"truncated entry ({len(data)} bytes)")
     if data[:4] != _MAGIC:
-        raise EntryFormatError("not a PyCache entry (bad magic)")
+        raise _error("not a PyCache entry (bad magic)")
     if data[4:8] != _VERSION:
-        raise EntryFormatError(f"entry format version {data[4]}, expected {ENTRY_FORMAT_VERSION}")
+        raise _error(f"entry format version {data[4]}, expected {ENTRY_FORMAT_VERSION}")
     if data[8:28] != key:
-        raise EntryFormatError("entry belongs to another key")
+        raise _error("entry belongs to another key")
     length = int.from_bytes(data[36:40], "little")
     payload = memoryview(data)[ENTRY_HEADER_SIZE:]
     if len(payload) != length:
-        raise EntryFormatError(f"payload is {len(payload)} bytes, header says {length}")
+        raise _error(f"payload is {len(payload)} bytes, header says {length}")
     if data[28:36] != _checksum(key, payload):
-        raise EntryFormatError("entry checksum mismatch")
+        raise _error("entry checksum mismatch")
     return payload

@@ -12,8 +12,6 @@ Flags 0 is timestamp-based, 0b11 checked-hash and 0b01 unchecked-hash. Any other
 flag value is invalid.
 """
 
-from __future__ import annotations
-
 import _imp
 import marshal
 import sys
@@ -61,7 +59,7 @@ class PycHeader:
     __slots__ = ("flags", "mode", "mtime", "size", "source_hash")
 
     def __init__(
-        self, mode: str, flags: int, mtime: int, size: int, source_hash: bytes | None
+        self, mode: str, flags: int, mtime: int, size: int, source_hash: "bytes | None"
     ) -> None:
         self.mode = mode
         self.flags = flags
@@ -100,12 +98,12 @@ def _uint32(value: int) -> bytes:
 
 
 def encode_pyc(
-    code: CodeType,
+    code: "CodeType",
     *,
     mode: str = TIMESTAMP,
     mtime: int = 0,
     size: int = 0,
-    source: bytes | None = None,
+    source: "bytes | None" = None,
 ) -> bytes:
     """Return the bytes of a pyc holding ``code``, exactly as CPython writes them.
 
@@ -125,7 +123,7 @@ def encode_pyc(
     return MAGIC_NUMBER + flags.to_bytes(4, "little") + fields + marshal.dumps(code)
 
 
-def decode_header(data: bytes) -> PycHeader:
+def decode_header(data: bytes) -> "PycHeader":
     """Decode the 16-byte header at the start of ``data``.
 
     Raises ``PycFormatError`` if ``data`` is shorter than a header, carries
@@ -146,7 +144,7 @@ def decode_header(data: bytes) -> PycHeader:
     return PycHeader(mode, flags, mtime, size, None)
 
 
-def load_code(data: bytes) -> CodeType:
+def load_code(data: bytes) -> "CodeType":
     """Return the code object in the payload of the pyc ``data``.
 
     Raises ``PycFormatError`` if the header is bad or the payload is not a
@@ -157,7 +155,7 @@ def load_code(data: bytes) -> CodeType:
     return loads_code(data[HEADER_SIZE:])
 
 
-def loads_code(payload: bytes) -> CodeType:
+def loads_code(payload: bytes) -> "CodeType":
     """Unmarshal ``payload`` into a code object; raise ``PycFormatError`` if it is not one."""
     try:
         code = marshal.loads(payload)
@@ -169,7 +167,7 @@ def loads_code(payload: bytes) -> CodeType:
 
 
 def is_fresh_for_source(
-    header: PycHeader, *, source: bytes, mtime: float, size: int, check_unchecked: bool = True
+    header: "PycHeader", *, source: bytes, mtime: float, size: int, check_unchecked: bool = True
 ) -> bool:
     """Say whether a pyc header matches the source it was compiled from.
 

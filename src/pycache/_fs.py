@@ -6,8 +6,6 @@ therefore see either the old file or the whole new one. Nothing is fsynced: a
 file torn by a power cut fails its checksum and is a miss.
 """
 
-from __future__ import annotations
-
 import _thread
 import errno
 import os

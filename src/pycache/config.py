@@ -13,8 +13,6 @@ Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
 value means unset.
 """
 
-from __future__ import annotations
-
 import os
 
 TYPE_CHECKING = False
@@ -27,7 +25,7 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 
-def parse_bool(name: str, value: str | None, default: bool) -> bool:
+def parse_bool(name: str, value: "str | None", default: bool) -> bool:
     """Return the boolean ``value`` of variable ``name``.
 
     Raises ``ConfigError`` for a value that is neither true nor false.
@@ -52,12 +50,12 @@ class Config:
     def __init__(
         self,
         *,
-        store_dir: str | None,
+        store_dir: "str | None",
         disabled: bool = False,
         debug: bool = False,
         readonly: bool = False,
         intree: bool = True,
-        problems: tuple[str, ...] = (),
+        problems: "tuple[str, ...]" = (),
     ) -> None:
         self.store_dir = store_dir
         self.disabled = disabled
@@ -68,7 +66,7 @@ class Config:
         self.problems = problems
 
 
-def _default_store_dir(environ: Mapping[str, str]) -> str | None:
+def _default_store_dir(environ: "Mapping[str, str]") -> "str | None":
     xdg = environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):  # the XDG spec says relative values are ignored
         return os.path.join(xdg, "pycache")
@@ -85,7 +83,7 @@ def _default_store_dir(environ: Mapping[str, str]) -> str | None:
     return os.path.join(home, ".cache", "pycache")
 
 
-def from_environ(environ: Mapping[str, str], *, strict: bool = False) -> Config:
+def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Config":
     """Return the configuration described by ``environ``.
 
     With ``strict`` a bad value raises ``ConfigError`` (for the command line);

@@ -18,10 +18,10 @@ Every cache problem on the way is a miss. Only what CPython itself would raise
 Only the warm path's modules are imported with this one; hashing, the pyc
 format and the stats file are imported on first need. Imports that the engine
 itself triggers are served by CPython's loader (see ``importer``), so such a
-lazy import never re-enters the engine.
+lazy import never re-enters the engine. For the same reason the warm path's
+modules quote their annotations instead of importing ``__future__``, and import
+``exceptions`` only when they fail.
 """
-
-from __future__ import annotations
 
 import _imp
 import marshal
@@ -29,7 +29,6 @@ import os
 import sys
 
 from . import _debug, _entry
-from .exceptions import FormatError
 from .index import make_record, trusted_key
 
 TYPE_CHECKING = False
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
     class SourceLoader(Protocol):
         def get_data(self, path: str) -> bytes: ...
 
-        def source_to_code(self, data: bytes, path: str) -> CodeType: ...
+        def source_to_code(self, data: bytes, path: str) -> "CodeType": ...
 
 
 __all__ = ["Engine"]
@@ -64,12 +63,12 @@ class Engine:
 
     def __init__(
         self,
-        store: Store,
-        index: PathIndex,
+        store: "Store",
+        index: "PathIndex",
         *,
-        context: bytes | None = None,
+        context: "bytes | None" = None,
         use_intree: bool = True,
-        stats_path: str | None = None,
+        stats_path: "str | None" = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -91,7 +90,9 @@ class Engine:
         counts = self.counts
         counts[name] = counts.get(name, 0) + 1
 
-    def get_code(self, loader: SourceLoader, path: str, st: os.stat_result, now: int) -> CodeType:
+    def get_code(
+        self, loader: "SourceLoader", path: str, st: "os.stat_result", now: int
+    ) -> "CodeType":
         """Return the code object for the source ``path``.
 
         ``st`` is the source's ``stat`` and ``now`` a wall-clock time (ns) taken
@@ -153,7 +154,7 @@ class Engine:
         return code
 
     @staticmethod
-    def _miss_reason(record: object, key: bytes, status: str | None) -> str:
+    def _miss_reason(record: object, key: bytes, status: "str | None") -> str:
         if status == _CORRUPT:
             return "miss_corrupt"
         if record is None:
@@ -162,7 +163,7 @@ class Engine:
             return "miss_changed"
         return "miss_missing"
 
-    def _load(self, key: bytes, path: str) -> tuple[CodeType | None, str]:
+    def _load(self, key: bytes, path: str) -> "tuple[CodeType | None, str]":
         """Load ``key`` from the store; remove it if it fails its checks."""
         hex_key = key.hex()
         data = self.store.get(hex_key)
@@ -171,15 +172,15 @@ class Engine:
         try:
             code = marshal.loads(_entry.decode_entry(key, data))
             if type(code) is not _CODE_TYPE:
-                raise FormatError(f"payload is a {type(code).__name__}, not code")
-        except Exception as exc:  # FormatError, or marshal's EOFError/ValueError/TypeError
+                raise TypeError(f"payload is a {type(code).__name__}, not code")
+        except Exception as exc:  # EntryFormatError, or marshal's EOFError/ValueError/TypeError
             _debug.trace("corrupt entry %s for %s: %s; removing it", hex_key, path, exc)
             self.store.delete(hex_key)
             return None, _CORRUPT
         _fix_co_filename(code, path)
         return code, _HIT
 
-    def _from_intree(self, path: str, source: bytes) -> CodeType | None:
+    def _from_intree(self, path: str, source: bytes) -> "CodeType | None":
         """Return the code of the hash-based ``__pycache__`` pyc matching ``source``.
 
         Only a hash recorded in the pyc proves which bytes it was compiled
@@ -207,7 +208,7 @@ class Engine:
             os.close(fd)
         try:
             header = _format.decode_header(data)
-        except FormatError as exc:
+        except ValueError as exc:  # PycFormatError
             _debug.trace("ignoring %s: %s", pyc_path, exc)
             return None
         if header.source_hash is None:
@@ -218,7 +219,7 @@ class Engine:
             return None
         try:
             code = _format.loads_code(data[_format.HEADER_SIZE :])
-        except FormatError as exc:
+        except ValueError as exc:  # PycFormatError
             _debug.trace("ignoring corrupt %s: %s", pyc_path, exc)
             return None
         _fix_co_filename(code, path)
@@ -228,9 +229,9 @@ class Engine:
     def _store(
         self,
         key: bytes,
-        code: CodeType,
+        code: "CodeType",
         path: str,
-        st: os.stat_result,
+        st: "os.stat_result",
         now: int,
     ) -> None:
         if not self.store.writable:
@@ -241,7 +242,7 @@ class Engine:
         else:
             self._count("store_write_errors")
 
-    def take_counts(self) -> dict[str, int]:
+    def take_counts(self) -> "dict[str, int]":
         """Return the counters and start again from zero."""
         counts, self.counts = self.counts, {}
         return counts

@@ -14,8 +14,6 @@ On the import path none of these escapes: every cache problem is a miss. The
 command-line tools turn them into messages and exit codes.
 """
 
-from __future__ import annotations
-
 __all__ = [
     "ConfigError",
     "EntryFormatError",

@@ -26,19 +26,18 @@ Index file layout::
 where ``record`` is ``(dev, ino, size, mtime_ns, ctime_ns, recorded_ns, key)``.
 """
 
-from __future__ import annotations
-
 import _imp
 import marshal
 import os
 
 from . import _debug, _fs
 from ._entry import KEY_SIZE
-from .exceptions import IndexFormatError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Tuple
+
+    from .exceptions import IndexFormatError
 
     Record = Tuple[int, int, int, int, int, int, bytes]
     Records = Dict[str, Record]
@@ -62,9 +61,10 @@ _VERSION = b"\x01\x00\x00\x00"
 _HEADER_SIZE = 16
 _CHECKSUM_SEED = 0x50594349  # "PYCI"
 _DIRECTORY_SEED = 0x50594344  # "PYCD"
+_SEP = os.sep
 
 
-def make_record(st: os.stat_result, recorded_ns: int, key: bytes) -> Record:
+def make_record(st: "os.stat_result", recorded_ns: int, key: bytes) -> "Record":
     """Return the index record for a source with stat ``st`` and key ``key``.
 
     ``recorded_ns`` must be a wall-clock time taken *before* ``st`` was read.
@@ -72,7 +72,7 @@ def make_record(st: os.stat_result, recorded_ns: int, key: bytes) -> Record:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, recorded_ns, key)
 
 
-def trusted_key(record: Record, st: os.stat_result) -> bytes | None:
+def trusted_key(record: "Record", st: "os.stat_result") -> "bytes | None":
     """Return the recorded key if ``st`` proves the source unchanged, else ``None``.
 
     ``None`` means: the signature differs, or the record is racy and the source
@@ -90,7 +90,7 @@ def trusted_key(record: Record, st: os.stat_result) -> bytes | None:
     return None
 
 
-def encode_index(directory: str, records: Records) -> bytes:
+def encode_index(directory: str, records: "Records") -> bytes:
     """Return the bytes of the index file for ``directory``."""
     payload = marshal.dumps((directory, records))
     return _MAGIC + _VERSION + _imp.source_hash(_CHECKSUM_SEED, payload) + payload
@@ -98,16 +98,22 @@ def encode_index(directory: str, records: Records) -> bytes:
 
 def valid_record(record: object) -> bool:
     """Say whether ``record`` has the shape of an index record."""
+    # Unrolled: this runs on every warm import.
     return (
         type(record) is tuple
         and len(record) == 7
-        and all(type(field) is int for field in record[:6])
+        and type(record[0]) is int
+        and type(record[1]) is int
+        and type(record[2]) is int
+        and type(record[3]) is int
+        and type(record[4]) is int
+        and type(record[5]) is int
         and type(record[6]) is bytes
         and len(record[6]) == KEY_SIZE
     )
 
 
-def decode_index(directory: str, data: bytes) -> Records:
+def decode_index(directory: str, data: bytes) -> "Records":
     """Return the records of the index file ``data`` for ``directory``.
 
     Raises ``IndexFormatError`` if the file is truncated, fails its checksum,
@@ -116,28 +122,35 @@ def decode_index(directory: str, data: bytes) -> Records:
     large directory's index costs no per-record work.
     """
     if len(data) < _HEADER_SIZE:
-        raise IndexFormatError(f"truncated index ({len(data)} bytes)")
+        raise _error(f"truncated index ({len(data)} bytes)")
     if data[:4] != _MAGIC or data[4:8] != _VERSION:
-        raise IndexFormatError("not a PyCache index file of this version")
+        raise _error("not a PyCache index file of this version")
     payload = data[_HEADER_SIZE:]
     if data[8:16] != _imp.source_hash(_CHECKSUM_SEED, payload):
-        raise IndexFormatError("index checksum mismatch")
+        raise _error("index checksum mismatch")
     try:
         stored_directory, records = marshal.loads(payload)
     except Exception as exc:
-        raise IndexFormatError(f"bad index payload: {exc}") from exc
+        raise _error(f"bad index payload: {exc}") from exc
     if stored_directory != directory:
-        raise IndexFormatError("index belongs to another directory")
+        raise _error("index belongs to another directory")
     if type(records) is not dict:
-        raise IndexFormatError("malformed index records")
+        raise _error("malformed index records")
     return records
 
 
-def _split(path: str) -> tuple[str, str]:
-    if not os.path.isabs(path):
+def _error(message: str) -> "IndexFormatError":
+    # Imported on failure only: the warm path never needs the exceptions module.
+    from .exceptions import IndexFormatError
+
+    return IndexFormatError(message)
+
+
+def _split(path: str) -> "tuple[str, str]":
+    if path[:1] != _SEP:  # os.path.isabs, without a call on the warm path
         path = os.path.abspath(path)
-    directory, _, name = path.rpartition(os.sep)
-    return directory or os.sep, name
+    directory, _, name = path.rpartition(_SEP)
+    return directory or _SEP, name
 
 
 class PathIndex:
@@ -157,17 +170,17 @@ class PathIndex:
         name = _imp.source_hash(_DIRECTORY_SEED, os.fsencode(directory)).hex()
         return os.path.join(self.root, name[:2], name[2:])
 
-    def _read(self, directory: str) -> Records:
+    def _read(self, directory: str) -> "Records":
         path = self.file_for(directory)
         try:
             return decode_index(directory, _fs.read_file(path))
         except FileNotFoundError:
             return {}
-        except (OSError, IndexFormatError) as exc:
+        except (OSError, ValueError) as exc:  # ValueError: IndexFormatError
             _debug.trace("index %s for %s unusable: %s", path, directory, exc)
             return {}
 
-    def lookup(self, path: str) -> Record | None:
+    def lookup(self, path: str) -> "Record | None":
         """Return the record for the source ``path``, or ``None``."""
         directory, name = _split(path)
         records = self._loaded.get(directory)
@@ -178,7 +191,7 @@ class PathIndex:
             return record
         return None
 
-    def record(self, path: str, record: Record) -> None:
+    def record(self, path: str, record: "Record") -> None:
         """Remember ``record`` for ``path``; it is written by ``flush``."""
         directory, name = _split(path)
         self._loaded.setdefault(directory, {})[name] = record

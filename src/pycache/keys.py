@@ -12,8 +12,6 @@ The source path is deliberately left out: the same source at two paths has
 one key, and the loader rewrites ``co_filename`` to the importing path.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -26,10 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = ["cache_key", "compile_context", "key_hex"]
 
-_blake2b: Callable[..., object] | None = None
+_blake2b: "Callable[..., object] | None" = None
 
 
-def _hasher() -> Callable[..., object]:
+def _hasher() -> "Callable[..., object]":
     global _blake2b
     if _blake2b is None:
         try:  # the builtin module avoids loading OpenSSL through hashlib
@@ -40,7 +38,7 @@ def _hasher() -> Callable[..., object]:
     return _blake2b
 
 
-def compile_context(optimize: int | None = None) -> bytes:
+def compile_context(optimize: "int | None" = None) -> bytes:
     """Return the bytes that describe how this interpreter compiles source.
 
     ``optimize`` defaults to the running interpreter's ``sys.flags.optimize``.

@@ -6,11 +6,11 @@ Each process that did any work appends one line to ``<store>/stats``::
 
 The reader sums every line it understands and skips the rest, so a torn or
 foreign line costs a few counts, never an error. Appenders and the compactor
-serialise on ``flock``; an appender that finds the file replaced under it
-retries on the new one.
+serialise on a POSIX record lock (``os.lockf``, so that exiting processes need
+not import ``fcntl``); an appender that finds the file replaced under it
+retries on the new one. Record locks are dropped when the process closes *any*
+descriptor of the file, so the compactor reads through the locked descriptor.
 """
-
-from __future__ import annotations
 
 import os
 
@@ -38,13 +38,13 @@ _PREFIX = "pycache-stats-v1"
 _COMPACT_AT = 256 * 1024
 
 
-def encode_line(counts: dict[str, int]) -> bytes:
+def encode_line(counts: "dict[str, int]") -> bytes:
     """Return the stats-file line for ``counts`` (zero counters omitted)."""
     fields = " ".join(f"{name}={value}" for name, value in sorted(counts.items()) if value)
     return f"{_PREFIX} {fields}\n".encode()
 
 
-def decode_lines(text: bytes) -> dict[str, int]:
+def decode_lines(text: bytes) -> "dict[str, int]":
     """Sum the counters of every well-formed line in ``text``; skip the rest."""
     totals: dict[str, int] = {}
     for line in text.splitlines():
@@ -65,11 +65,13 @@ def decode_lines(text: bytes) -> dict[str, int]:
 
 def _locked_open(path: str) -> int:
     """Open ``path`` for appending and lock it; retry if it was replaced meanwhile."""
-    import fcntl
-
     for _ in range(5):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.lockf(fd, os.F_LOCK, 0)
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             same = os.path.samestat(os.fstat(fd), os.stat(path))
         except FileNotFoundError:
@@ -80,7 +82,7 @@ def _locked_open(path: str) -> int:
     raise OSError("stats file keeps being replaced")
 
 
-def append(path: str, counts: dict[str, int]) -> None:
+def append(path: str, counts: "dict[str, int]") -> None:
     """Add ``counts`` to the stats file at ``path``; compact it when it grows.
 
     Raises ``OSError`` if the file cannot be written.
@@ -94,13 +96,14 @@ def append(path: str, counts: dict[str, int]) -> None:
         fd = _locked_open(path)
     try:
         os.write(fd, encode_line(counts))
-        if os.fstat(fd).st_size > _COMPACT_AT:
-            _fs.write_atomic(path, encode_line(decode_lines(_fs.read_file(path))))
+        size = os.fstat(fd).st_size
+        if size > _COMPACT_AT:
+            _fs.write_atomic(path, encode_line(decode_lines(os.pread(fd, size, 0))))
     finally:
         os.close(fd)
 
 
-def read_totals(path: str) -> dict[str, int]:
+def read_totals(path: str) -> "dict[str, int]":
     """Return the summed counters in the stats file, every counter present."""
     try:
         totals = decode_lines(_fs.read_file(path))

@@ -12,8 +12,6 @@ write at once: writers replace whole files atomically and readers check every
 entry's checksum.
 """
 
-from __future__ import annotations
-
 import os
 
 from .. import _debug, _fs
@@ -23,6 +21,8 @@ if TYPE_CHECKING:
     from typing import Iterator
 
 __all__ = ["LocalStore"]
+
+_SEP = os.sep
 
 _CACHEDIR_TAG = (
     b"Signature: 8a477f597d28d172789f06886806bc55\n"
@@ -37,14 +37,15 @@ class LocalStore:
     def __init__(self, root: str, *, writable: bool = True) -> None:
         self.root = root
         self.entries_dir = os.path.join(root, "entries")
+        self._prefix = self.entries_dir + os.sep
         self.writable = writable
         self._root_ready = False
 
     def path_for(self, key: str) -> str:
         """Return the file that holds ``key``."""
-        return os.path.join(self.entries_dir, key[:2], key[2:])
+        return f"{self._prefix}{key[:2]}{_SEP}{key[2:]}"  # os.path.join, minus its cost
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> "bytes | None":
         try:
             return _fs.read_file(self.path_for(key))
         except FileNotFoundError:
@@ -83,7 +84,7 @@ class LocalStore:
         except OSError as exc:
             _debug.trace("cannot delete entry %s: %s", key, exc)
 
-    def iterate(self) -> Iterator[str]:
+    def iterate(self) -> "Iterator[str]":
         try:
             fans = sorted(os.listdir(self.entries_dir))
         except (FileNotFoundError, NotADirectoryError):
@@ -99,7 +100,7 @@ class LocalStore:
                 if not name.endswith(".tmp"):
                     yield fan + name
 
-    def usage(self) -> tuple[int, int]:
+    def usage(self) -> "tuple[int, int]":
         """Return ``(entries, bytes)`` currently in the store."""
         count = size = 0
         for key in self.iterate():

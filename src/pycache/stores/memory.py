@@ -1,8 +1,8 @@
 """An in-memory store, for tests and for embedding."""
 
-from __future__ import annotations
-
-from typing import Iterator
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = ["MemoryStore"]
 
@@ -14,7 +14,7 @@ class MemoryStore:
         self.entries: dict[str, bytes] = {}
         self.writable = writable
 
-    def get(self, key: str) -> bytes | None:
+    def get(self, key: str) -> "bytes | None":
         return self.entries.get(key)
 
     def put(self, key: str, data: bytes) -> bool:
@@ -26,7 +26,7 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         self.entries.pop(key, None)
 
-    def iterate(self) -> Iterator[str]:
+    def iterate(self) -> "Iterator[str]":
         return iter(list(self.entries))
 
     def close(self) -> None:
