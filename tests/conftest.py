@@ -33,6 +33,20 @@ BOOT_DIR = PACKAGE_DIR / "_boot"
 SRC_DIR = PACKAGE_DIR.parent
 TRACE_PREFIX = "pycache: "
 
+
+def other_interpreters() -> list[str]:
+    """The supported CPythons (3.9-3.13) other than this one that pyenv has here."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    found = []
+    for minor in range(9, 14):
+        if minor == sys.version_info[1]:
+            continue
+        candidates = sorted(root.glob(f"versions/3.{minor}.*/bin/python3.{minor}"))
+        if candidates and os.access(candidates[-1], os.X_OK):
+            found.append(str(candidates[-1]))
+    return found
+
+
 PathLike = Union[str, "os.PathLike[str]"]
 EnvChanges = Optional[Mapping[str, Optional[str]]]
 

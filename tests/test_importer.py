@@ -13,10 +13,14 @@ import os
 import py_compile
 import shutil
 import sys
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from conftest import PYTHON, other_interpreters
+from pycache.index import GRANULARITY_NS
 
 PROBE = """\
 import importlib, importlib.machinery, json, sys
@@ -306,9 +310,14 @@ class TestOptimizationLevels:
         " opt.__cached__]))\n"
     )
 
-    def test_optimized_code_has_its_own_entries(self, make_tree, run_py):
+    @pytest.mark.parametrize("settled", [False, True], ids=["fresh", "settled"])
+    def test_optimized_code_has_its_own_entries(self, make_tree, run_py, settled):
         tree = make_tree({"opt.py": self.MODULE})
         module = tree / "opt.py"
+        if settled:
+            # Older than the racy window, so index records are trusted on stat
+            # alone: a record made at one level must not serve another.
+            time.sleep(GRANULARITY_NS / 1e9 + 0.2)
         expected = {
             (): ["assert raised", True, "Module doc.", "Function doc."],
             ("-O",): ["assert stripped", False, "Module doc.", "Function doc."],
@@ -335,6 +344,40 @@ class TestOptimizationLevels:
             else:
                 assert event.startswith(f"miss {module}"), (flags, run)
             seen_levels.add(flags)
+
+
+class TestInterpreterVersions:
+    def test_interpreters_sharing_a_store_and_a_tree_get_their_own_code(self, make_tree, run_py):
+        others = other_interpreters()
+        if not others:
+            pytest.skip("no other CPython 3.9-3.13 found under pyenv")
+        tree = make_tree(
+            {"calc.py": "def calc(n):\n    return sum(i * i for i in range(n)) // 3\n"}
+        )
+        module = tree / "calc.py"
+        time.sleep(GRANULARITY_NS / 1e9 + 0.2)  # trusted on stat alone from the start
+        script = "import calc, sys; print(calc.calc(10), sys.version_info[:2])"
+        pythons = [PYTHON, *others]
+        expected = {
+            python: run_py(["-c", script], pycache=False, pythonpath=[tree], python=python).stdout
+            for python in pythons
+        }
+        # Each interpreter once cold, then each again: the second round must be
+        # served from that interpreter's own entry, never another version's.
+        for round_ in ("cold", "warm"):
+            for python in pythons:
+                run = run_py(
+                    ["-c", script],
+                    pythonpath=[tree],
+                    python=python,
+                    env={"PYCACHE_DEBUG": "1"},
+                    check=False,
+                )
+                assert (run.returncode, run.stdout) == (0, expected[python]), (python, run)
+                assert not [line for line in run.trace if "corrupt" in line], (python, run)
+                (event,) = _trace_for(run, module)
+                wanted = "miss" if round_ == "cold" else "hit"
+                assert event.startswith(f"{wanted} {module}"), (python, round_, run)
 
 
 class TestSyntaxErrors:

@@ -44,7 +44,7 @@ def record_for(st, recorded_ns=T + GRANULARITY_NS, key=KEY):
 
 def sealed(payload: bytes) -> bytes:
     """An index file with a valid header and checksum around any payload."""
-    return b"PYCI\x01\x00\x00\x00" + _imp.source_hash(index._CHECKSUM_SEED, payload) + payload
+    return b"PYCI\x02\x00\x00\x00" + _imp.source_hash(index._CHECKSUM_SEED, payload) + payload
 
 
 RECORDS = {
@@ -184,6 +184,13 @@ class TestIndexCodec:
         with pytest.raises(IndexFormatError, match="another directory"):
             decode_index("/src/other", INDEX_FILE)
 
+    def test_other_compile_context_rejected(self):
+        data = encode_index(DIRECTORY, RECORDS, b"opt=1")
+        assert decode_index(DIRECTORY, data, b"opt=1") == RECORDS
+        for other in (b"", b"opt=2"):
+            with pytest.raises(IndexFormatError, match="another compile context"):
+                decode_index(DIRECTORY, data, other)
+
     def test_every_payload_byte_flip_fails_checksum(self):
         accepted = []
         for position in range(16, len(INDEX_FILE)):
@@ -225,8 +232,9 @@ class TestIndexCodec:
             b"\xff",
             marshal.dumps(5),
             marshal.dumps((DIRECTORY,)),
-            marshal.dumps((DIRECTORY, RECORDS, 1)),
-            marshal.dumps([DIRECTORY, RECORDS])[:-1],
+            marshal.dumps((DIRECTORY, RECORDS)),
+            marshal.dumps((DIRECTORY, b"", RECORDS, 1)),
+            marshal.dumps([DIRECTORY, b"", RECORDS])[:-1],
         ],
     )
     def test_checksummed_garbage_rejected(self, payload):
@@ -236,7 +244,7 @@ class TestIndexCodec:
     @pytest.mark.parametrize("records", [[], (), None, "a.py", list(RECORDS.items())])
     def test_records_not_a_dict_rejected(self, records):
         with pytest.raises(IndexFormatError, match="malformed"):
-            decode_index(DIRECTORY, sealed(marshal.dumps((DIRECTORY, records))))
+            decode_index(DIRECTORY, sealed(marshal.dumps((DIRECTORY, b"", records))))
 
     def test_error_is_a_format_error(self):
         with pytest.raises(FormatError):
@@ -300,9 +308,11 @@ class TestHostileInput:
 
     @given(
         content=marshallable
-        | st.tuples(st.sampled_from([DIRECTORY, "/elsewhere"]), marshallable)
+        | st.tuples(st.sampled_from([DIRECTORY, "/elsewhere"]), st.just(b""), marshallable)
         | st.tuples(
-            st.just(DIRECTORY), st.dictionaries(st.text(max_size=5), marshallable, max_size=3)
+            st.just(DIRECTORY),
+            st.sampled_from([b"", b"other"]),
+            st.dictionaries(st.text(max_size=5), marshallable, max_size=3),
         )
     )
     @FUZZ
@@ -310,7 +320,7 @@ class TestHostileInput:
         data = sealed(marshal.dumps(content))
         records = decode_outcome(DIRECTORY, data)
         if records is not None:
-            assert content == (DIRECTORY, records)
+            assert content == (DIRECTORY, b"", records)
         # Whatever the file holds, lookups answer a valid record or None.
         path_index = PathIndex(str(tmp_path_factory.mktemp("index")))
         target = path_index.file_for(DIRECTORY)
@@ -336,6 +346,20 @@ class TestPathIndex:
         assert path_index.lookup(path) == record
         assert path_index.flush() == 1
         assert PathIndex(root).lookup(path) == record
+
+    def test_each_compile_context_has_its_own_records(self, tmp_path):
+        # A key recorded under -O must never be handed to a plain run.
+        root = str(tmp_path / "index")
+        path = src(tmp_path)
+        optimized = PathIndex(root, context=b"opt=1")
+        optimized.record(path, RECORDS["a.py"])
+        optimized.flush()
+        plain = PathIndex(root, context=b"opt=0")
+        assert plain.lookup(path) is None
+        plain.record(path, RECORDS["b.py"])
+        plain.flush()
+        assert PathIndex(root, context=b"opt=1").lookup(path) == RECORDS["a.py"]
+        assert PathIndex(root, context=b"opt=0").lookup(path) == RECORDS["b.py"]
 
     def test_lookup_unknown(self, tmp_path):
         root = str(tmp_path / "index")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pycache.index import PathIndex
+from pycache.keys import compile_context
 
 SEED = 1234
 MODULES = 12
@@ -148,7 +149,8 @@ class TestCorruptStore:
         used = sandbox.delta(before, read_stats())
         assert used["hits"] == MODULES, used
         assert used["compiles"] == 0 and used["misses"] == 0, used
-        index = PathIndex(str(sandbox.store / "index"))
+        # The children run this interpreter with default flags: the same compile context.
+        index = PathIndex(str(sandbox.store / "index"), context=compile_context())
         for directory in (tree / "pkg", tree / "pkg" / "sub"):
             rewritten = Path(index.file_for(str(directory)))
             assert rewritten in damaged

@@ -25,8 +25,11 @@ def build_engine(config: "Config") -> "Engine":
     """Return an engine for ``config`` (the store need not exist yet)."""
     from .engine import Engine
     from .index import PathIndex
+    from .keys import compile_context
     from .stores.local import LocalStore
 
+    # Keys, and so index records, are only valid in the context they were made in.
+    context = compile_context()
     if config.store_dir is None:
         from .stores.memory import MemoryStore
 
@@ -36,9 +39,11 @@ def build_engine(config: "Config") -> "Engine":
     else:
         writable = not config.readonly
         store = LocalStore(config.store_dir, writable=writable)
-        index = PathIndex(os.path.join(config.store_dir, "index"), writable=writable)
+        index = PathIndex(
+            os.path.join(config.store_dir, "index"), context=context, writable=writable
+        )
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
-    return Engine(store, index, use_intree=config.intree, stats_path=stats_path)
+    return Engine(store, index, context=context, use_intree=config.intree, stats_path=stats_path)
 
 
 def _engine_from_environment() -> "Engine":

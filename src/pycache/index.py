@@ -12,16 +12,20 @@ not trusted on stat alone; the source is rehashed on its next use and the
 record renewed. Because ``ctime`` cannot be set by user space, ``touch -d``,
 rename-replace and checkouts all change the signature.
 
-Records are grouped in one file per source directory, read once per process on
-first use and rewritten (merged with what is on disk) at exit. A lost update
-only costs a rehash, never a wrong answer.
+Records are grouped in one file per source directory *and compile context*,
+read once per process on first use and rewritten (merged with what is on disk)
+at exit. A lost update only costs a rehash, never a wrong answer. The compile
+context (``keys.compile_context``: magic number, cache tag, ``-O`` level, ...)
+is part of the file's name and content because the key a record names is only
+right for the context it was computed in: a record made by ``python -O`` must
+never send a plain ``python`` (or another interpreter version) to ``-O`` code.
 
 Index file layout::
 
     0   magic     b"PYCI"
     4   version   uint8 + 3 zero bytes
     8   checksum  8 bytes, SipHash-1-3 of the payload
-    16  payload   marshal.dumps((directory, {name: record}))
+    16  payload   marshal.dumps((directory, context, {name: record}))
 
 where ``record`` is ``(dev, ino, size, mtime_ns, ctime_ns, recorded_ns, key)``.
 """
@@ -57,7 +61,7 @@ __all__ = [
 GRANULARITY_NS = 2_000_000_000
 
 _MAGIC = b"PYCI"
-_VERSION = b"\x01\x00\x00\x00"
+_VERSION = b"\x02\x00\x00\x00"  # 2: the compile context joined the payload
 _HEADER_SIZE = 16
 _CHECKSUM_SEED = 0x50594349  # "PYCI"
 _DIRECTORY_SEED = 0x50594344  # "PYCD"
@@ -90,9 +94,9 @@ def trusted_key(record: "Record", st: "os.stat_result") -> "bytes | None":
     return None
 
 
-def encode_index(directory: str, records: "Records") -> bytes:
-    """Return the bytes of the index file for ``directory``."""
-    payload = marshal.dumps((directory, records))
+def encode_index(directory: str, records: "Records", context: bytes = b"") -> bytes:
+    """Return the bytes of the index file for ``directory`` in compile ``context``."""
+    payload = marshal.dumps((directory, context, records))
     return _MAGIC + _VERSION + _imp.source_hash(_CHECKSUM_SEED, payload) + payload
 
 
@@ -113,11 +117,11 @@ def valid_record(record: object) -> bool:
     )
 
 
-def decode_index(directory: str, data: bytes) -> "Records":
-    """Return the records of the index file ``data`` for ``directory``.
+def decode_index(directory: str, data: bytes, context: bytes = b"") -> "Records":
+    """Return the records of the index file ``data`` for ``directory`` in ``context``.
 
     Raises ``IndexFormatError`` if the file is truncated, fails its checksum,
-    was written for another directory, or is not a mapping. Individual records
+    was written for another directory or compile context, or is not a mapping. Individual records
     are checked when they are looked up (``valid_record``), so that loading a
     large directory's index costs no per-record work.
     """
@@ -129,11 +133,13 @@ def decode_index(directory: str, data: bytes) -> "Records":
     if data[8:16] != _imp.source_hash(_CHECKSUM_SEED, payload):
         raise _error("index checksum mismatch")
     try:
-        stored_directory, records = marshal.loads(payload)
+        stored_directory, stored_context, records = marshal.loads(payload)
     except Exception as exc:
         raise _error(f"bad index payload: {exc}") from exc
     if stored_directory != directory:
         raise _error("index belongs to another directory")
+    if stored_context != context:
+        raise _error("index belongs to another compile context")
     if type(records) is not dict:
         raise _error("malformed index records")
     return records
@@ -154,26 +160,31 @@ def _split(path: str) -> "tuple[str, str]":
 
 
 class PathIndex:
-    """The on-disk path index under ``root``, cached in memory for one process.
+    """The on-disk path index under ``root`` for one compile ``context``, cached in memory.
 
-    Reads never raise: an unreadable or damaged index file is an empty one.
+    ``context`` must be the context the recorded keys were computed in
+    (``keys.compile_context()``). Reads never raise: an unreadable or damaged
+    index file is an empty one.
     """
 
-    def __init__(self, root: str, *, writable: bool = True) -> None:
+    def __init__(self, root: str, *, context: bytes = b"", writable: bool = True) -> None:
         self.root = root
+        self.context = context
+        self._name_prefix = context + b"\0"
         self.writable = writable
         self._loaded: dict[str, Records] = {}
         self._pending: dict[str, Records] = {}
 
     def file_for(self, directory: str) -> str:
         """Return the index file that holds the records of ``directory``."""
-        name = _imp.source_hash(_DIRECTORY_SEED, os.fsencode(directory)).hex()
+        identity = self._name_prefix + os.fsencode(directory)
+        name = _imp.source_hash(_DIRECTORY_SEED, identity).hex()
         return os.path.join(self.root, name[:2], name[2:])
 
     def _read(self, directory: str) -> "Records":
         path = self.file_for(directory)
         try:
-            return decode_index(directory, _fs.read_file(path))
+            return decode_index(directory, _fs.read_file(path), self.context)
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:  # ValueError: IndexFormatError
@@ -215,7 +226,8 @@ class PathIndex:
             }
             merged.update(records)
             try:
-                _fs.write_atomic(self.file_for(directory), encode_index(directory, merged))
+                data = encode_index(directory, merged, self.context)
+                _fs.write_atomic(self.file_for(directory), data)
             except OSError as exc:
                 _debug.trace("cannot write index for %s: %s", directory, exc)
                 if exc.errno in _fs.GIVE_UP_ERRNOS:
