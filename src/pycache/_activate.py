@@ -37,11 +37,16 @@ def build_engine(config: "Config") -> "Engine":
         index = PathIndex("", writable=False)
         stats_path = None
     else:
-        writable = not config.readonly
-        store = LocalStore(config.store_dir, writable=writable)
-        index = PathIndex(
-            os.path.join(config.store_dir, "index"), context=context, writable=writable
-        )
+        store = LocalStore(config.store_dir, writable=not config.readonly)
+        # An untrusted store (another user's, or writable by others) is not
+        # touched at all: neither its entries nor its index nor its stats.
+        writable = store.writable
+        if store.trusted:
+            index = PathIndex(
+                os.path.join(config.store_dir, "index"), context=context, writable=writable
+            )
+        else:
+            index = PathIndex("", context=context, writable=False)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
     return Engine(store, index, context=context, use_intree=config.intree, stats_path=stats_path)
 

@@ -9,7 +9,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
 
-__all__ = ["enable", "enabled", "trace"]
+__all__ = ["enable", "enabled", "trace", "warn_once"]
 
 _logger: "logging.Logger | None" = None
 
@@ -45,4 +45,25 @@ def trace(message: str, *args: object) -> None:
     try:
         _logger.debug(message, *args)
     except Exception:  # a broken stderr must not break an import
+        pass
+
+
+_warned: "set[str]" = set()
+
+
+def warn_once(topic: str, message: str) -> None:
+    """Tell the user ``message`` once per process and ``topic``, as a ``RuntimeWarning``.
+
+    For problems a user must hear about even without ``PYCACHE_DEBUG`` (an
+    untrusted store). Never raises, even under ``-W error``.
+    """
+    trace("%s", message)
+    if topic in _warned:
+        return
+    _warned.add(topic)
+    try:
+        import warnings
+
+        warnings.warn(f"pycache: {message}", RuntimeWarning, stacklevel=2)
+    except Exception:
         pass

@@ -10,7 +10,16 @@ import _thread
 import errno
 import os
 
-__all__ = ["GIVE_UP_ERRNOS", "makedirs_private", "read_fd", "read_file", "write_atomic"]
+__all__ = [
+    "GIVE_UP_ERRNOS",
+    "NotOwnedError",
+    "makedirs_private",
+    "read_fd",
+    "read_file",
+    "read_owned",
+    "untrusted_reason",
+    "write_atomic",
+]
 
 # Write errors that will not go away by retrying within this process: after one
 # of them a writer stops trying and PyCache carries on read-only.
@@ -24,6 +33,27 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC | _O_NOFOLLOW
 _READ_FLAGS = os.O_RDONLY | _O_CLOEXEC
+_EUID = os.geteuid() if hasattr(os, "geteuid") else 0
+
+
+class NotOwnedError(OSError):
+    """A store file that another user owns or can write: it must not be trusted."""
+
+
+def untrusted_reason(st: "os.stat_result") -> "str | None":
+    """Say why a store file or directory with stat ``st`` must not be trusted, or ``None``.
+
+    Whatever the store serves gets executed, so it must be ours alone: owned by
+    this process's effective user (or by root, who can replace our code anyway,
+    e.g. a store baked into an image) and writable by nobody else (a
+    world-writable cache is the classic poisoning vector, e.g. one made under
+    ``umask(0)``).
+    """
+    if st.st_uid != _EUID and st.st_uid != 0:
+        return f"owned by uid {st.st_uid}, not by you (uid {_EUID}) or root"
+    if st.st_mode & 0o022:
+        return f"writable by {'others' if st.st_mode & 0o002 else 'its group'}"
+    return None
 
 
 def makedirs_private(path: str) -> None:
@@ -53,6 +83,22 @@ def read_file(path: str) -> bytes:
     fd = os.open(path, _READ_FLAGS)
     try:
         return read_fd(fd, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
+
+
+def read_owned(path: str) -> bytes:
+    """Like ``read_file``, but raise ``NotOwnedError`` for a file we must not trust.
+
+    The check costs nothing extra: it reads the ``fstat`` that sizes the read.
+    """
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        st = os.fstat(fd)
+        reason = untrusted_reason(st)
+        if reason is not None:
+            raise NotOwnedError(errno.EPERM, reason, path)
+        return read_fd(fd, st.st_size)
     finally:
         os.close(fd)
 

@@ -164,7 +164,7 @@ class PathIndex:
 
     ``context`` must be the context the recorded keys were computed in
     (``keys.compile_context()``). Reads never raise: an unreadable or damaged
-    index file is an empty one.
+    index file is an empty one. An empty ``root`` keeps the index in memory.
     """
 
     def __init__(self, root: str, *, context: bytes = b"", writable: bool = True) -> None:
@@ -182,10 +182,18 @@ class PathIndex:
         return os.path.join(self.root, name[:2], name[2:])
 
     def _read(self, directory: str) -> "Records":
+        if not self.root:  # an in-memory index (no store): nothing on disk to read
+            return {}
         path = self.file_for(directory)
         try:
-            return decode_index(directory, _fs.read_file(path), self.context)
+            return decode_index(directory, _fs.read_owned(path), self.context)
         except FileNotFoundError:
+            return {}
+        except _fs.NotOwnedError as exc:
+            _debug.warn_once(
+                "untrusted-index",
+                f"ignoring index file {path}: it is {exc.strerror}; rehashing instead",
+            )
             return {}
         except (OSError, ValueError) as exc:  # ValueError: IndexFormatError
             _debug.trace("index %s for %s unusable: %s", path, directory, exc)

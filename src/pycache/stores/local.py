@@ -10,6 +10,12 @@ Layout under the store root::
 Directories are created 0700 and entries 0600. Many processes may read and
 write at once: writers replace whole files atomically and readers check every
 entry's checksum.
+
+Whatever the store serves gets executed, so it is trusted only if it is ours
+alone: a store root, or an entry, owned by another user or writable by others
+is ignored, with one warning per process (``_fs.untrusted_reason``). An
+untrusted root is neither read nor written; an untrusted entry in a trusted
+root is a miss, and is replaced by our own.
 """
 
 import os
@@ -40,15 +46,40 @@ class LocalStore:
         self._prefix = self.entries_dir + os.sep
         self.writable = writable
         self._root_ready = False
+        self.trusted = self._check_root()
 
     def path_for(self, key: str) -> str:
         """Return the file that holds ``key``."""
         return f"{self._prefix}{key[:2]}{_SEP}{key[2:]}"  # os.path.join, minus its cost
 
-    def get(self, key: str) -> "bytes | None":
+    def _check_root(self) -> bool:
         try:
-            return _fs.read_file(self.path_for(key))
+            st = os.stat(self.root)
+        except OSError:  # absent (we will create it, private) or unreadable (reads fail)
+            return True
+        reason = _fs.untrusted_reason(st)
+        if reason is None:
+            return True
+        _debug.warn_once(
+            "untrusted-store",
+            f"not using the store {self.root}: it is {reason}, so it could be used to "
+            "plant code; compiling in memory instead",
+        )
+        self.writable = False
+        return False
+
+    def get(self, key: str) -> "bytes | None":
+        if not self.trusted:
+            return None
+        try:
+            return _fs.read_owned(self.path_for(key))
         except FileNotFoundError:
+            return None
+        except _fs.NotOwnedError as exc:
+            _debug.warn_once(
+                "untrusted-entry",
+                f"ignoring store entry {exc.filename}: it is {exc.strerror}; compiling instead",
+            )
             return None
         except OSError as exc:
             _debug.trace("cannot read entry %s: %s", key, exc)
