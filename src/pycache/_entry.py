@@ -70,14 +70,10 @@ def decode_entry(key: bytes, data: bytes) -> "memoryview":
     Raises ``EntryFormatError`` if the entry is truncated, has another format
     version, was written for another key, or fails its checksum.
     """
-    if len(data) < ENTRY_HEADER_SIZE:
-        raise _error(f"truncated entry ({len(data)} bytes)")
-    if data[:4] != _MAGIC:
-        raise _error("not a PyCache entry (bad magic)")
-    if data[4:8] != _VERSION:
-        raise _error(f"entry format version {data[4]}, expected {ENTRY_FORMAT_VERSION}")
-    if data[8:28] != key:
-        raise _error("entry belongs to another key")
+    # One comparison for magic, version and key on the warm path; the precise
+    # complaint is worked out only on failure.
+    if len(data) < ENTRY_HEADER_SIZE or data[:28] != _MAGIC + _VERSION + key:
+        raise _header_error(key, data)
     length = int.from_bytes(data[36:40], "little")
     payload = memoryview(data)[ENTRY_HEADER_SIZE:]
     if len(payload) != length:
@@ -85,3 +81,13 @@ def decode_entry(key: bytes, data: bytes) -> "memoryview":
     if data[28:36] != _checksum(key, payload):
         raise _error("entry checksum mismatch")
     return payload
+
+
+def _header_error(key: bytes, data: bytes) -> "EntryFormatError":
+    if len(data) < ENTRY_HEADER_SIZE:
+        return _error(f"truncated entry ({len(data)} bytes)")
+    if data[:4] != _MAGIC:
+        return _error("not a PyCache entry (bad magic)")
+    if data[4:8] != _VERSION:
+        return _error(f"entry format version {data[4]}, expected {ENTRY_FORMAT_VERSION}")
+    return _error("entry belongs to another key")

@@ -98,7 +98,9 @@ def read_owned(path: str) -> bytes:
         reason = untrusted_reason(st)
         if reason is not None:
             raise NotOwnedError(errno.EPERM, reason, path)
-        return read_fd(fd, st.st_size)
+        size = st.st_size
+        data = os.read(fd, size + 1)  # read_fd's usual case, inlined for the warm path
+        return data if len(data) <= size else read_fd_rest(fd, data)
     finally:
         os.close(fd)
 
@@ -108,6 +110,11 @@ def read_fd(fd: int, size: int) -> bytes:
     data = os.read(fd, size + 1)  # one byte more: a short read proves we reached the end
     if len(data) <= size:
         return data
+    return read_fd_rest(fd, data)
+
+
+def read_fd_rest(fd: int, data: bytes) -> bytes:
+    """Read the rest of ``fd`` (which grew while we read it) after ``data``."""
     chunks = [data]
     while True:
         chunk = os.read(fd, 65536)

@@ -109,8 +109,9 @@ class Engine:
                 if tried is not None:
                     code, status = self._load(tried, path)
                     if code is not None:
-                        self._count("hits")
-                        self._count("hits_by_stat")
+                        counts = self.counts  # inlined _count: this is the warm path
+                        counts["hits"] = counts.get("hits", 0) + 1
+                        counts["hits_by_stat"] = counts.get("hits_by_stat", 0) + 1
                         _debug.trace("hit %s (index)", path)
                         return code
         except Exception as exc:  # a cache problem is a miss
