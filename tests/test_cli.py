@@ -22,6 +22,7 @@ COUNTERS = {
     "miss_changed",
     "miss_missing",
     "miss_corrupt",
+    "miss_unsigned",
     "intree_pyc",
     "compiles",
     "store_writes",

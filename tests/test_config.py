@@ -169,3 +169,47 @@ class TestConfig:
         config = Config(store_dir="/s")
         assert (config.store_dir, config.disabled, config.debug) == ("/s", False, False)
         assert (config.readonly, config.intree, config.problems) == (False, True, ())
+
+
+class TestSigningSecret:
+    def test_no_secret_by_default(self):
+        config = from_environ({"HOME": "/home/me"})
+        assert (config.secret, config.secret_unusable) == (None, False)
+
+    def test_key_from_the_environment(self):
+        config = from_environ({"HOME": "/home/me", "PYCACHE_KEY": "s3cret"})
+        assert config.secret == b"s3cret" and not config.problems
+
+    def test_key_file_without_its_trailing_newline(self, tmp_path):
+        key_file = tmp_path / "key"
+        key_file.write_bytes(b"\x00binary\xffsecret\n")
+        config = from_environ({"HOME": "/home/me", "PYCACHE_KEY_FILE": str(key_file)})
+        assert config.secret == b"\x00binary\xffsecret"
+
+    @pytest.mark.parametrize(
+        ("setup", "message"),
+        [
+            ("both", "not both"),
+            ("missing", "cannot read PYCACHE_KEY_FILE"),
+            ("directory", "cannot read PYCACHE_KEY_FILE"),
+            ("empty", "is empty"),
+        ],
+    )
+    def test_unusable_secret(self, tmp_path, setup, message):
+        key_file = tmp_path / "key"
+        environ = {"HOME": "/home/me", "PYCACHE_KEY_FILE": str(key_file)}
+        if setup == "both":
+            key_file.write_bytes(b"k")
+            environ["PYCACHE_KEY"] = "k"
+        elif setup == "directory":
+            key_file.mkdir()
+        elif setup == "empty":
+            key_file.write_bytes(b"\n")
+        with pytest.raises(ConfigError, match=message):
+            from_environ(environ, strict=True)
+        # On the import path: one problem, no secret, and the store is off limits
+        # (never a silent fall-back to trusting unsigned entries).
+        config = from_environ(environ)
+        assert (config.secret, config.secret_unusable) == (None, True)
+        assert len(config.problems) == 1 and message in config.problems[0]
+        assert "not using the store" in config.problems[0]

@@ -12,10 +12,12 @@ from pycache._entry import (
     ENTRY_FORMAT_VERSION,
     ENTRY_HEADER_SIZE,
     KEY_SIZE,
+    MAC_SIZE,
     decode_entry,
     encode_entry,
+    entry_mac,
 )
-from pycache.exceptions import EntryFormatError, FormatError
+from pycache.exceptions import EntryFormatError, EntrySignatureError, FormatError
 from pycache.keys import cache_key, compile_context
 
 FUZZ = settings(max_examples=300, deadline=None)
@@ -164,3 +166,83 @@ class TestHostileInput:
     def test_valid_header_junk_payload(self, key, payload, junk):
         data = encode_entry(key, payload)
         assert decode_outcome(key, data[:ENTRY_HEADER_SIZE] + junk) in (None, payload)
+
+
+SECRET = b"0123456789abcdef0123456789abcdef"
+SIGNED = encode_entry(KEY, PAYLOAD, SECRET)
+
+
+class TestSigning:
+    def test_signed_layout(self):
+        assert SIGNED[4:8] == bytes([ENTRY_FORMAT_VERSION, 1, 0, 0])
+        assert len(SIGNED) == ENTRY_HEADER_SIZE + MAC_SIZE + len(PAYLOAD)
+        assert SIGNED[40:72] == entry_mac(SECRET, KEY, PAYLOAD)
+
+    def test_signed_entry_round_trip(self):
+        assert bytes(decode_entry(KEY, SIGNED, SECRET)) == PAYLOAD
+
+    def test_without_a_secret_signed_entries_read_as_usual(self):
+        assert bytes(decode_entry(KEY, SIGNED)) == PAYLOAD
+
+    def test_unsigned_entry_rejected_when_a_secret_is_set(self):
+        with pytest.raises(EntrySignatureError, match="not signed"):
+            decode_entry(KEY, ENTRY, SECRET)
+
+    def test_other_secret_rejected(self):
+        with pytest.raises(EntrySignatureError, match="does not match"):
+            decode_entry(KEY, SIGNED, b"another secret")
+
+    def test_tampered_payload_with_a_fixed_checksum_rejected(self):
+        # An attacker who can write the store recomputes the (public) checksum,
+        # but cannot compute the MAC without the secret.
+        evil = marshal.dumps(compile("print('pwned')", "/src/mod.py", "exec"))
+        forged = encode_entry(KEY, evil, b"attacker's guess")
+        assert bytes(decode_entry(KEY, forged)) == evil  # only the checksum: accepted
+        with pytest.raises(EntrySignatureError):
+            decode_entry(KEY, forged, SECRET)
+
+    def test_signed_entry_copied_to_another_key_rejected(self):
+        with pytest.raises(EntryFormatError, match="another key"):
+            decode_entry(OTHER_KEY, SIGNED, SECRET)
+        # Even with the header rewritten for the other key, the MAC covers the key.
+        moved = SIGNED[:8] + OTHER_KEY + SIGNED[28:]
+        with pytest.raises(EntryFormatError):
+            decode_entry(OTHER_KEY, moved, SECRET)
+
+    def test_every_mac_byte_flip_rejected(self):
+        for position in range(40, 72):
+            damaged = bytearray(SIGNED)
+            damaged[position] ^= 0x01
+            with pytest.raises(EntrySignatureError):
+                decode_entry(KEY, bytes(damaged), SECRET)
+
+    def test_unknown_flags_rejected(self):
+        for flags in (2, 3, 0x80):
+            data = SIGNED[:5] + bytes([flags]) + SIGNED[6:]
+            with pytest.raises(EntryFormatError, match="flags"):
+                decode_entry(KEY, data)
+
+    def test_signature_error_is_an_entry_format_error(self):
+        assert issubclass(EntrySignatureError, EntryFormatError)
+
+    @given(data=st.binary(max_size=120), secret=st.sampled_from([None, SECRET]))
+    @FUZZ
+    def test_arbitrary_bytes_with_or_without_a_secret(self, data, secret):
+        try:
+            decode_entry(KEY, data, secret)
+        except EntryFormatError:
+            pass
+        else:
+            raise AssertionError("random bytes decoded")
+
+    @given(position=st.integers(0, 200), value=st.integers(0, 255))
+    @FUZZ
+    def test_mutated_signed_entry(self, position, value):
+        data = bytearray(SIGNED)
+        position %= len(data)
+        data[position] = value
+        try:
+            payload = bytes(decode_entry(KEY, bytes(data), SECRET))
+        except EntryFormatError:
+            return
+        assert bytes(data) == SIGNED and payload == PAYLOAD

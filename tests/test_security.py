@@ -137,3 +137,62 @@ class TestUntrustedStoreRoot:
         assert not [line for line in run.trace if line.startswith("hit ")], run
         after = {path: path.read_bytes() for path in sandbox.store.rglob("*") if path.is_file()}
         assert after == before  # nothing written: no entry, no index, no stats
+
+
+class TestSignedEntries:
+    SECRET = "correct horse battery staple"
+
+    def _plant(self, sandbox, tree, secret):
+        """Replace pkg/one.py's entry with the attacker's code, checksum and all."""
+        source = (tree / "pkg" / "one.py").read_bytes()
+        key = cache_key(source, compile_context())
+        evil = compile("VALUE = 1\nprint('PWNED')\n", str(tree / "pkg" / "one.py"), "exec")
+        entry = sandbox.store / "entries" / key.hex()[:2] / key.hex()[2:]
+        entry.write_bytes(_entry.encode_entry(key, marshal.dumps(evil), secret))
+        return entry
+
+    @pytest.mark.parametrize("forgery", ["unsigned", "other-secret"])
+    def test_a_tampered_entry_never_runs(self, sandbox, tree, main, run_py, read_stats, forgery):
+        env = {"PYCACHE_KEY": self.SECRET}
+        assert run_py([main], pythonpath=[tree], env=env).stdout == "2\n"
+        entry = self._plant(sandbox, tree, None if forgery == "unsigned" else b"guess")
+        before = read_stats()
+        run = run_py([main], pythonpath=[tree], env={**env, "PYCACHE_DEBUG": "1"})
+        assert run.stdout == "2\n" and "PWNED" not in run.stdout + run.stderr, run
+        used = sandbox.delta(before, read_stats())
+        assert used["miss_unsigned"] == 1 and used["compiles"] == 1, used
+        # The rejected entry was replaced by a properly signed one.
+        source = (tree / "pkg" / "one.py").read_bytes()
+        key = cache_key(source, compile_context())
+        _entry.decode_entry(key, entry.read_bytes(), self.SECRET.encode())
+        # Without the secret the planted code would have run: the MAC is what stops it.
+        self._plant(sandbox, tree, None)
+        assert "PWNED" in run_py([main], pythonpath=[tree]).stdout
+
+    def test_signed_and_unsigned_processes_share_a_store(
+        self, sandbox, tree, main, run_py, read_stats
+    ):
+        env = {"PYCACHE_KEY": self.SECRET}
+        run_py([main], pythonpath=[tree])  # unsigned entries
+        before = read_stats()
+        assert run_py([main], pythonpath=[tree], env=env).stdout == "2\n"
+        used = sandbox.delta(before, read_stats())
+        assert used["miss_unsigned"] == used["compiles"] == 3, used  # re-signed
+        before = read_stats()
+        assert run_py([main], pythonpath=[tree]).stdout == "2\n"  # keyless: reads signed ones
+        used = sandbox.delta(before, read_stats())
+        assert used["hits"] == 3 and used["compiles"] == 0, used
+
+    def test_an_unreadable_key_file_leaves_the_store_alone(self, sandbox, tree, main, run_py):
+        run_py([main], pythonpath=[tree])
+        before = {path: path.read_bytes() for path in sandbox.store.rglob("*") if path.is_file()}
+        env = {"PYCACHE_KEY_FILE": str(sandbox.root / "no-such-key"), "PYCACHE_DEBUG": "1"}
+        run = run_py([main], pythonpath=[tree], env=env, check=False)
+        assert (run.returncode, run.stdout) == (0, "2\n"), run
+        assert len(_warnings(run.stderr)) == 1 and "cannot read PYCACHE_KEY_FILE" in run.stderr
+        assert not [line for line in run.trace if line.startswith("hit ")], run
+        after = {path: path.read_bytes() for path in sandbox.store.rglob("*") if path.is_file()}
+        assert after == before
+        cli = sandbox.cli("stats", env={"PYCACHE_KEY_FILE": str(sandbox.root / "no-such-key")})
+        assert cli.returncode == 2 and "cannot read PYCACHE_KEY_FILE" in cli.stderr, cli
+        assert "Traceback" not in cli.stderr

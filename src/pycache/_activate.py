@@ -30,7 +30,7 @@ def build_engine(config: "Config") -> "Engine":
 
     # Keys, and so index records, are only valid in the context they were made in.
     context = compile_context()
-    if config.store_dir is None:
+    if config.store_dir is None or config.secret_unusable:
         from .stores.memory import MemoryStore
 
         store: LocalStore | MemoryStore = MemoryStore()
@@ -48,7 +48,14 @@ def build_engine(config: "Config") -> "Engine":
         else:
             index = PathIndex("", context=context, writable=False)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
-    return Engine(store, index, context=context, use_intree=config.intree, stats_path=stats_path)
+    return Engine(
+        store,
+        index,
+        context=context,
+        use_intree=config.intree,
+        stats_path=stats_path,
+        secret=config.secret,
+    )
 
 
 def _engine_from_environment() -> "Engine":

@@ -158,6 +158,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         "under_pycache_run": via_run,
         "disabled_by_env": config.disabled,
         "readonly": config.readonly,
+        "signed_entries": config.secret is not None,
         "store": config.store_dir,
         "entries": entries,
         "size_bytes": size,
@@ -181,6 +182,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"  size:        {_human(size)}")
     if config.readonly:
         print("  mode:        read-only (PYCACHE_READONLY)")
+    if config.secret is not None:
+        print("  signing:     on (entries must carry a valid HMAC; PYCACHE_KEY/PYCACHE_KEY_FILE)")
     return EXIT_OK
 
 
@@ -218,6 +221,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         ("miss_changed", "changed source"),
         ("miss_missing", "entry gone"),
         ("miss_corrupt", "corrupt entry"),
+        ("miss_unsigned", "unsigned entry"),
     ):
         print(f"    {label:<18}{totals[reason]:>10}")
     print(f"  from __pycache__    {totals['intree_pyc']:>10}")

@@ -7,6 +7,8 @@
 ``PYCACHE_DEBUG``      ``1`` logs every hit, miss and fallback to stderr
 ``PYCACHE_READONLY``   ``1`` reads the store but never writes it
 ``PYCACHE_INTREE``     ``0`` ignores existing ``__pycache__`` pycs
+``PYCACHE_KEY``        a secret: sign entries with HMAC-SHA256, read only signed
+``PYCACHE_KEY_FILE``   the same, the secret read from a file
 =====================  ========================================================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
@@ -45,7 +47,16 @@ def parse_bool(name: str, value: "str | None", default: bool) -> bool:
 class Config:
     """Resolved settings. ``store_dir`` is ``None`` when no store location is known."""
 
-    __slots__ = ("debug", "disabled", "intree", "problems", "readonly", "store_dir")
+    __slots__ = (
+        "debug",
+        "disabled",
+        "intree",
+        "problems",
+        "readonly",
+        "secret",
+        "secret_unusable",
+        "store_dir",
+    )
 
     def __init__(
         self,
@@ -55,6 +66,8 @@ class Config:
         debug: bool = False,
         readonly: bool = False,
         intree: bool = True,
+        secret: "bytes | None" = None,
+        secret_unusable: bool = False,
         problems: "tuple[str, ...]" = (),
     ) -> None:
         self.store_dir = store_dir
@@ -62,6 +75,10 @@ class Config:
         self.debug = debug
         self.readonly = readonly
         self.intree = intree
+        #: The entry-signing secret (``PYCACHE_KEY``/``PYCACHE_KEY_FILE``), if any.
+        self.secret = secret
+        #: A secret was asked for but cannot be had: the store must not be used.
+        self.secret_unusable = secret_unusable
         #: What was wrong with the environment, for ``strict=False`` callers to report.
         self.problems = problems
 
@@ -81,6 +98,31 @@ def _default_store_dir(environ: "Mapping[str, str]") -> "str | None":
     if not home or not os.path.isabs(home):
         return None
     return os.path.join(home, ".cache", "pycache")
+
+
+def _read_secret(environ: "Mapping[str, str]") -> "bytes | None":
+    """Return the signing secret the environment asks for, or ``None``.
+
+    Raises ``ConfigError`` if it asks for one that cannot be had.
+    """
+    from .exceptions import ConfigError
+
+    key = environ.get("PYCACHE_KEY") or None
+    key_file = environ.get("PYCACHE_KEY_FILE") or None
+    if key is not None and key_file is not None:
+        raise ConfigError("set PYCACHE_KEY or PYCACHE_KEY_FILE, not both")
+    if key is not None:
+        return os.fsencode(key)
+    if key_file is None:
+        return None
+    try:
+        with open(os.path.expanduser(key_file), "rb") as file:
+            secret = file.read().rstrip(b"\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read PYCACHE_KEY_FILE={key_file!r}: {exc.strerror}") from None
+    if not secret:
+        raise ConfigError(f"PYCACHE_KEY_FILE={key_file!r} is empty")
+    return secret
 
 
 def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Config":
@@ -105,8 +147,21 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
         store_dir = os.path.abspath(os.path.expanduser(store_dir))
     else:
         store_dir = _default_store_dir(environ)
+    secret = None
+    secret_unusable = False
+    if environ.get("PYCACHE_KEY") or environ.get("PYCACHE_KEY_FILE"):
+        try:
+            secret = _read_secret(environ)
+        except ValueError as exc:  # ConfigError
+            if strict:
+                raise
+            # Never fall back to trusting unsigned entries: leave the store alone.
+            problems.append(f"{exc}; not using the store")
+            secret_unusable = True
     return Config(
         store_dir=store_dir,
+        secret=secret,
+        secret_unusable=secret_unusable,
         disabled=boolean("PYCACHE_DISABLE", False),
         debug=boolean("PYCACHE_DEBUG", False),
         readonly=boolean("PYCACHE_READONLY", False),

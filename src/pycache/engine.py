@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine"]
 
-_HIT, _MISSING, _CORRUPT = "hit", "missing", "corrupt"
+_HIT, _MISSING, _CORRUPT, _UNSIGNED = "hit", "missing", "corrupt", "unsigned"
 _CODE_TYPE = type((lambda: None).__code__)  # types.CodeType, without importing types
 _cache_from_source = sys.modules["_frozen_importlib_external"].cache_from_source
 # Rewrites co_filename in place, recursively, as CPython's own loader does.
@@ -69,9 +69,12 @@ class Engine:
         context: "bytes | None" = None,
         use_intree: bool = True,
         stats_path: "str | None" = None,
+        secret: "bytes | None" = None,
     ) -> None:
         self.store = store
         self.index = index
+        #: With a secret, entries are signed when written and must be signed to be read.
+        self.secret = secret
         self.counts: dict[str, int] = {}
         self._context = context
         self.use_intree = use_intree
@@ -158,6 +161,8 @@ class Engine:
     def _miss_reason(record: object, key: bytes, status: "str | None") -> str:
         if status == _CORRUPT:
             return "miss_corrupt"
+        if status == _UNSIGNED:
+            return "miss_unsigned"
         if record is None:
             return "miss_new"
         if record[6] != key:  # type: ignore[index]
@@ -171,13 +176,16 @@ class Engine:
         if data is None:
             return None, _MISSING
         try:
-            code = marshal.loads(_entry.decode_entry(key, data))
+            code = marshal.loads(_entry.decode_entry(key, data, self.secret))
             if type(code) is not _CODE_TYPE:
                 raise TypeError(f"payload is a {type(code).__name__}, not code")
         except Exception as exc:  # EntryFormatError, or marshal's EOFError/ValueError/TypeError
-            _debug.trace("corrupt entry %s for %s: %s; removing it", hex_key, path, exc)
-            self.store.delete(hex_key)
-            return None, _CORRUPT
+            from .exceptions import EntrySignatureError
+
+            status = _UNSIGNED if isinstance(exc, EntrySignatureError) else _CORRUPT
+            _debug.trace("%s entry %s for %s: %s; removing it", status, hex_key, path, exc)
+            self.store.delete(hex_key)  # its replacement is written once compiled
+            return None, status
         _fix_co_filename(code, path)
         return code, _HIT
 
@@ -237,7 +245,7 @@ class Engine:
     ) -> None:
         if not self.store.writable:
             return
-        if self.store.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code))):
+        if self.store.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code), self.secret)):
             self._count("store_writes")
             self.index.record(path, make_record(st, now, key))
         else:

@@ -6,6 +6,7 @@
     ├── FormatError (also a ValueError): bytes that do not decode
     │   ├── PycFormatError      a .pyc file or header
     │   ├── EntryFormatError    a store entry (bad magic, checksum or key binding)
+    │   │   └── EntrySignatureError  unsigned, or its MAC does not match (PYCACHE_KEY)
     │   └── IndexFormatError    a path-index file
     ├── StoreError              a store backend could not do what was asked
     └── ConfigError (also a ValueError): a configuration value is invalid
@@ -17,6 +18,7 @@ command-line tools turn them into messages and exit codes.
 __all__ = [
     "ConfigError",
     "EntryFormatError",
+    "EntrySignatureError",
     "FormatError",
     "IndexFormatError",
     "PyCacheError",
@@ -39,6 +41,10 @@ class PycFormatError(FormatError):
 
 class EntryFormatError(FormatError):
     """A store entry is malformed, fails its checksum or belongs to another key."""
+
+
+class EntrySignatureError(EntryFormatError):
+    """A store entry is unsigned, or its MAC does not match the configured key."""
 
 
 class IndexFormatError(FormatError):

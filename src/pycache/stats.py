@@ -28,7 +28,8 @@ COUNTERS = (
     "miss_changed",  # ... a known path whose content changed
     "miss_missing",  # ... the index named an entry that is gone
     "miss_corrupt",  # ... the entry failed its checks (removed and rebuilt)
-    "intree_pyc",  # misses served from a provably fresh __pycache__ pyc
+    "miss_unsigned",  # ... unsigned or wrongly signed while PYCACHE_KEY is set (rebuilt)
+    "intree_pyc",  # misses served from a matching hash-based __pycache__ pyc
     "compiles",  # misses compiled from source
     "store_writes",  # entries written
     "store_write_errors",  # entries that could not be written
