@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _imp
 import importlib.machinery
 import importlib.util
 import marshal
@@ -488,17 +489,33 @@ class TestInTreePyc:
         # Used for this import only: nothing goes into the store.
         assert store.entries == {}
 
-    @pytest.mark.parametrize("mode", ["CHECKED_HASH", "UNCHECKED_HASH"])
-    def test_hash_pyc_of_other_source_ignored(self, engine, loader, source, mode):
-        # CPython would run an unchecked-hash pyc without looking; PyCache always checks.
+    @pytest.mark.parametrize(
+        ("mode", "policy", "checked"),
+        [
+            ("CHECKED_HASH", "default", True),
+            ("UNCHECKED_HASH", "default", False),  # what unchecked means, as in CPython
+            ("UNCHECKED_HASH", "always", True),
+            ("CHECKED_HASH", "never", False),
+        ],
+    )
+    def test_hash_pyc_of_other_source(
+        self, monkeypatch, engine, loader, source, mode, policy, checked
+    ):
+        # --check-hash-based-pycs decides, exactly as it does for CPython.
+        monkeypatch.setattr(_imp, "check_hash_based_pycs", policy)
         pyc = write_pyc(source, mode)
         with open(source, "wb") as file:
             file.write(EDITED)
         set_mtime(pyc, newest_source_time(source) + 5 * 10**9)
         code = call(engine, loader, source)
-        assert loader.compile_calls == 1
-        assert behaviour(code) == EDITED_BEHAVIOUR
-        assert "intree_pyc" not in engine.counts
+        if checked:
+            assert loader.compile_calls == 1
+            assert behaviour(code) == EDITED_BEHAVIOUR
+            assert "intree_pyc" not in engine.counts
+        else:
+            assert loader.compile_calls == 0
+            assert behaviour(code) == ORIGINAL_BEHAVIOUR
+            assert engine.counts["intree_pyc"] == 1
 
     def test_disabled(self, tmp_path, store, loader, source):
         pyc = write_pyc(source, "CHECKED_HASH")

@@ -430,7 +430,8 @@ class TestInTreePycs:
         )
         run = run_py([main], pythonpath=[tree], env={"PYCACHE_DEBUG": "1"})
         assert run.stdout == "7\n"
-        assert f"using fresh {pyc}" in run.trace, run
+        kind = "unchecked" if mode == "UNCHECKED_HASH" else "checked"
+        assert f"using {kind} {pyc}" in run.trace, run
         totals = read_stats()
         assert totals["intree_pyc"] == 1 and totals["compiles"] == 0, totals
         # Its code did not go into the store: without the pyc, PyCache compiles.
@@ -438,18 +439,26 @@ class TestInTreePycs:
         assert run_py([main], pythonpath=[tree]).stdout == "7\n"
         assert read_stats()["compiles"] == 1
 
+    @pytest.mark.parametrize("policy", [None, "always", "never"])
     @pytest.mark.parametrize("mode", ["UNCHECKED_HASH", "CHECKED_HASH"])
-    def test_hash_pyc_for_other_source_is_ignored(self, main, make_tree, run_py, mode):
+    def test_hash_pyc_for_other_source_is_honoured_as_cpython_does(
+        self, main, make_tree, run_py, mode, policy
+    ):
+        # PEP 552: a checked-hash pyc is checked, an unchecked one is not (that is
+        # its point), and --check-hash-based-pycs overrides both, for PyCache too.
         tree = make_tree({"mod.py": "X = 1\n"})
         py_compile.compile(
             str(tree / "mod.py"), invalidation_mode=getattr(py_compile.PycInvalidationMode, mode)
         )
         (tree / "mod.py").write_text("X = 2222\n")
-        cpython = run_py([main], pycache=False, pythonpath=[tree])
-        assert cpython.stdout == ("1\n" if mode == "UNCHECKED_HASH" else "2222\n")
-        run = run_py([main], pythonpath=[tree], env={"PYCACHE_DEBUG": "1"})
-        assert run.stdout == "2222\n"
-        assert any(line.startswith("ignoring stale") for line in run.trace), run
+        flags = [] if policy is None else ["--check-hash-based-pycs", policy]
+        checked = policy == "always" or (policy is None and mode == "CHECKED_HASH")
+        cpython = run_py([*flags, main], pycache=False, pythonpath=[tree])
+        assert cpython.stdout == ("2222\n" if checked else "1\n")
+        run = run_py([*flags, main], pythonpath=[tree], env={"PYCACHE_DEBUG": "1"})
+        assert run.stdout == cpython.stdout
+        if checked:
+            assert any(line.startswith("ignoring stale") for line in run.trace), run
 
     def test_intree_0_ignores_a_fresh_pyc(self, main, make_tree, run_py, read_stats):
         tree = make_tree({"mod.py": "X = 3\n"})

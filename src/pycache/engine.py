@@ -190,31 +190,32 @@ class Engine:
         return code, _HIT
 
     def _from_intree(self, path: str, source: bytes) -> "CodeType | None":
-        """Return the code of the hash-based ``__pycache__`` pyc matching ``source``.
+        """Return the code of a usable hash-based ``__pycache__`` pyc for ``source``, or ``None``.
 
-        Only a hash recorded in the pyc proves which bytes it was compiled
-        from, so only checked- and unchecked-hash pycs whose hash matches
-        ``source`` are used (unchecked ones are checked too). A timestamp pyc
-        proves nothing: CPython stats the source, reads it and writes the pyc
-        later, so a same-second, same-size edit in between leaves a pyc whose
-        header matches and whose file is newer than the source, yet whose code
-        is the old one. Such pycs are ignored.
+        Hash-based pycs are honoured as CPython honours them (PEP 552): a
+        checked-hash pyc is used only if its hash matches ``source``, an
+        unchecked-hash pyc is used as it is, and ``--check-hash-based-pycs
+        always|never`` changes that as it does for CPython. A timestamp pyc
+        proves nothing and is never used: CPython stats the source, reads it
+        and writes the pyc later, so a same-second, same-size edit in between
+        leaves a pyc whose header matches and whose file is newer than the
+        source, yet whose code is the old one. A pyc another user owns or
+        others can write is ignored, like an untrusted store entry.
 
         The code serves this import only and never goes into the store: the
-        pyc may have been compiled under other flags (``-X no_debug_ranges``),
-        and a stray pyc must not outlive its ``__pycache__``.
+        pyc may have been compiled under other flags (``-X no_debug_ranges``)
+        or from other bytes (unchecked), and must not outlive its ``__pycache__``.
         """
         from . import _format, _fs
 
         try:
             pyc_path = _cache_from_source(path)
-            fd = os.open(pyc_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            data = _fs.read_owned(pyc_path)
+        except _fs.NotOwnedError as exc:
+            _debug.trace("ignoring %s: it is %s", exc.filename, exc.strerror)
+            return None
         except (OSError, NotImplementedError, ValueError):
             return None
-        try:
-            data = _fs.read_fd(fd, os.fstat(fd).st_size)
-        finally:
-            os.close(fd)
         try:
             header = _format.decode_header(data)
         except ValueError as exc:  # PycFormatError
@@ -223,7 +224,9 @@ class Engine:
         if header.source_hash is None:
             _debug.trace("ignoring %s: a timestamp pyc cannot prove it is fresh", pyc_path)
             return None
-        if header.source_hash != _format.source_hash(source):
+        policy = _imp.check_hash_based_pycs
+        check = policy == "always" or (policy == "default" and header.mode == _format.CHECKED_HASH)
+        if check and header.source_hash != _format.source_hash(source):
             _debug.trace("ignoring stale %s", pyc_path)
             return None
         try:
@@ -232,7 +235,7 @@ class Engine:
             _debug.trace("ignoring corrupt %s: %s", pyc_path, exc)
             return None
         _fix_co_filename(code, path)
-        _debug.trace("using fresh %s", pyc_path)
+        _debug.trace("using %s %s", "checked" if check else "unchecked", pyc_path)
         return code
 
     def _store(
