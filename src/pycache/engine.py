@@ -210,27 +210,37 @@ class Engine:
 
         try:
             pyc_path = _cache_from_source(path)
-            data = _fs.read_owned(pyc_path)
-        except _fs.NotOwnedError as exc:
-            _debug.trace("ignoring %s: it is %s", exc.filename, exc.strerror)
-            return None
+            fd = os.open(pyc_path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except (OSError, NotImplementedError, ValueError):
             return None
         try:
-            header = _format.decode_header(data)
-        except ValueError as exc:  # PycFormatError
-            _debug.trace("ignoring %s: %s", pyc_path, exc)
-            return None
-        if header.source_hash is None:
-            _debug.trace("ignoring %s: a timestamp pyc cannot prove it is fresh", pyc_path)
-            return None
-        policy = _imp.check_hash_based_pycs
-        check = policy == "always" or (policy == "default" and header.mode == _format.CHECKED_HASH)
-        if check and header.source_hash != _format.source_hash(source):
-            _debug.trace("ignoring stale %s", pyc_path)
-            return None
+            pyc_st = os.fstat(fd)
+            reason = _fs.untrusted_reason(pyc_st)
+            if reason is not None:
+                _debug.trace("ignoring %s: it is %s", pyc_path, reason)
+                return None
+            # The header alone decides; most pycs are timestamp ones, read no further.
+            head = os.read(fd, _format.HEADER_SIZE)
+            try:
+                header = _format.decode_header(head)
+            except ValueError as exc:  # PycFormatError
+                _debug.trace("ignoring %s: %s", pyc_path, exc)
+                return None
+            if header.source_hash is None:
+                _debug.trace("ignoring %s: a timestamp pyc cannot prove it is fresh", pyc_path)
+                return None
+            policy = _imp.check_hash_based_pycs
+            check = policy == "always" or (
+                policy == "default" and header.mode == _format.CHECKED_HASH
+            )
+            if check and header.source_hash != _format.source_hash(source):
+                _debug.trace("ignoring stale %s", pyc_path)
+                return None
+            payload = _fs.read_fd(fd, pyc_st.st_size - len(head))
+        finally:
+            os.close(fd)
         try:
-            code = _format.loads_code(data[_format.HEADER_SIZE :])
+            code = _format.loads_code(payload)
         except ValueError as exc:  # PycFormatError
             _debug.trace("ignoring corrupt %s: %s", pyc_path, exc)
             return None
