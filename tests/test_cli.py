@@ -168,6 +168,26 @@ class TestUsage:
         assert run.returncode == 2
         assert run.stderr == ("pycache: PYCACHE_DEBUG='sometimes' is not a boolean (use 1 or 0)\n")
 
+    @pytest.mark.parametrize("form", [["run", "--", "X"], ["run", "X"]])
+    def test_run_execs_without_loading_argparse(self, sandbox, form):
+        # `pycache run` sits in front of every wrapped command: it must go
+        # straight to exec, without argparse, json or typing (~10 ms).
+        probe = (
+            "import os, sys\n"
+            "def fake_exec(file, args, env):\n"
+            "    heavy = sorted({'argparse', 'json', 'typing'} & set(sys.modules))\n"
+            "    print(args, heavy, env['PYTHONPATH'].split(os.pathsep)[0].endswith('_boot'))\n"
+            "    sys.stdout.flush()\n"
+            "    os._exit(0)\n"
+            "os.execvpe = fake_exec\n"
+            "from pycache.cli import main\n"
+            f"main({[word.replace('X', 'true') for word in form]!r})\n"
+        )
+        run = sandbox.command(
+            [sys.executable, "-c", probe], env={"PYTHONPATH": str(sandbox.src_dir)}
+        )
+        assert run.stdout == "['true'] [] True\n", run
+
     def test_stats_without_any_store_location_exits_2(self, sandbox):
         # HOME, XDG_CACHE_HOME and PYCACHE_DIR unset, and no password-database entry.
         script = (

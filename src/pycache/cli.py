@@ -7,15 +7,20 @@ started, like a shell.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-from typing import Sequence
 
 from . import __version__
 from .config import Config, from_environ
 from .exceptions import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from typing import Callable, Sequence
+
+# argparse, json and typing are imported where they are used: `pycache run`
+# must start the wrapped command without paying for them (about 10 ms).
 
 __all__ = ["main"]
 
@@ -77,7 +82,10 @@ def _store_dir(config: Config) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    command = list(args.command)
+    return _run(list(args.command))
+
+
+def _run(command: list[str]) -> int:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
@@ -164,6 +172,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         "size_bytes": size,
     }
     if args.json:
+        import json
+
         print(json.dumps(report, indent=2))
         return EXIT_OK
     if config.disabled:
@@ -207,6 +217,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     totals["entries"] = entries
     totals["size_bytes"] = size
     if args.json:
+        import json
+
         print(json.dumps(totals, indent=2))
         return EXIT_OK
     lookups = totals["hits"] + totals["misses"]
@@ -234,6 +246,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="pycache", description="A content-addressed bytecode cache for CPython."
     )
@@ -269,14 +283,22 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["run"] and words[1:2] not in (["-h"], ["--help"]):
+        # The common case goes straight to exec, without building the parser.
+        return _dispatch(lambda: _run(words[1:]))
     parser = _parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 for --help
         return int(exc.code or 0)
+    return _dispatch(lambda: args.func(args))
+
+
+def _dispatch(command: Callable[[], int]) -> int:
+    """Run ``command``, turning the errors we expect into messages and exit codes."""
     try:
-        code: int = args.func(args)
-        return code
+        return command()
     except _Fail as exc:
         print(f"pycache: {exc}", file=sys.stderr)
         return exc.code
