@@ -182,11 +182,16 @@ _T = TypeVar("_T")
 
 
 def batches(items: Sequence[_T], jobs: int) -> list[list[_T]]:
-    """Cut ``items`` into batches: a few per worker, so that the load evens out
-    while the per-task overhead stays small."""
+    """Cut ``items`` into batches, in order: a few dozen per worker, of at most 64.
+
+    One task per file (as compileall submits them) costs a round trip per
+    file; one task per worker leaves cores idle when the batches take unequal
+    time. Callers put the largest sources first, so the last, small batches
+    even out the finish.
+    """
     if not items:
         return []
-    size = max(1, min(256, len(items) // (jobs * 8) or 1))
+    size = max(1, min(64, len(items) // (jobs * 32)))
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
@@ -519,6 +524,9 @@ def compile_tree(
         store = LocalStore(options.store_dir)
         index = PathIndex(os.path.join(options.store_dir, "index"))
     work, stats = _pending_work(sources, options, store, index, summary)
+    # Largest first (longest-processing-time scheduling): what is left at the
+    # end is small, so the workers finish together. Output does not depend on order.
+    work.sort(key=lambda item: -stats[item[0]][0].st_size if item[0] in stats else 0)
     done = summary.up_to_date
     if progress is not None:
         progress(done, len(sources))
