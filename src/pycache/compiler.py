@@ -224,6 +224,8 @@ def find_sources(
     """
     found: list[Source] = []
     seen: set[str] = set()
+    to_store = options.destination == STORE
+    sep = os.sep
 
     def add(path: str, relative: str) -> None:
         if exclude is not None and exclude.search(path):
@@ -232,27 +234,35 @@ def find_sources(
             return
         if path not in seen:
             seen.add(path)
-            found.append(Source(path, code_filename(path, relative, options)))
+            found.append(Source(path, path if to_store else code_filename(path, relative, options)))
 
     def walk(directory: str, relative: str, depth: int) -> None:
+        # scandir: the file type comes from the directory entry, so a regular
+        # file costs no stat here (the one stat is taken when it is checked).
         try:
-            names = sorted(os.listdir(directory))
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as exc:
             if failures is not None:
                 failures.append(Failure(directory, None, f"cannot list: {exc.strerror}"))
             return
-        for name in names:
+        for entry in entries:
+            name = entry.name
             if name == "__pycache__":
                 continue
-            full = os.path.join(directory, name)
-            rel = os.path.join(relative, name) if relative else name
-            if os.path.isdir(full):
-                if depth > 0 and not os.path.islink(full):
-                    walk(full, rel, depth - 1)
-            elif name.endswith(".py") and os.path.isfile(full):
-                add(full, rel)
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:  # directory symlinks are not followed, as in compileall
+                if depth > 0 and not entry.is_symlink():
+                    walk(entry.path, f"{relative}{name}{sep}", depth - 1)
+            elif name.endswith(".py") and entry.is_file():
+                add(entry.path, relative + name)
 
     for path in paths:
+        if to_store:
+            path = os.path.abspath(path)  # the path imports see, and the index records
         if os.path.isdir(path):
             walk(path, "", max_depth)
         elif os.path.isfile(path):
@@ -456,7 +466,7 @@ def _pending_work(
             # The index holds one key per path, the one imports use (level 0),
             # so it can vouch for a level-0-only compile, and only if that
             # entry is still in the store.
-            record = index.lookup(os.path.abspath(source.path))
+            record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
             key = trusted_key(record, st) if record is not None else None
             if (
                 key is not None
@@ -544,8 +554,9 @@ def compile_tree(
                 summary.up_to_date += 1
             if index is not None and record_level is not None and result.index in stats:
                 st, now = stats[result.index]
-                path = os.path.abspath(sources[result.index].path)
-                index.record(path, make_record(st, now, result.keys[record_level]))
+                index.record(
+                    sources[result.index].dfile, make_record(st, now, result.keys[record_level])
+                )
         done += len(results)
         if progress is not None:
             progress(done, len(sources))
