@@ -31,10 +31,13 @@ import re
 import sys
 import time
 from types import CodeType
-from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 from . import _entry, _format, _fs
 from .index import PathIndex, make_record, trusted_key
+
+if TYPE_CHECKING:
+    from .index import Record
 from .keys import cache_key, compile_context
 from .stores.local import LocalStore
 
@@ -512,6 +515,27 @@ def _run_batches(
             yield future.result()
 
 
+def _record_index(root: str, records: Sequence[tuple[str, Record]], jobs: int) -> None:
+    """Write ``records`` into the path index under ``root``, a few directories per thread.
+
+    Each directory's index file is read, merged and replaced on its own, so
+    threads that own disjoint sets of directories never touch the same file;
+    creating files is kernel work, which runs in parallel outside the GIL.
+    """
+    shards = [PathIndex(root) for _ in range(max(1, min(jobs, 8)))]
+    for path, record in records:
+        directory = path.rpartition(os.sep)[0]
+        shards[hash(directory) % len(shards)].record(path, record)
+    if len(shards) == 1 or len(records) < 1000:
+        for shard in shards:
+            shard.flush()
+        return
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
+        list(pool.map(PathIndex.flush, shards))
+
+
 def compile_tree(
     sources: Sequence[Source],
     options: Options,
@@ -541,6 +565,7 @@ def compile_tree(
     if progress is not None:
         progress(done, len(sources))
     record_level = options.levels.index(0) if 0 in options.levels else None
+    records: list[tuple[str, Record]] = []
     for results in _run_batches(work, options, jobs):
         for result in results:
             if result.status == _FAILED:
@@ -554,14 +579,13 @@ def compile_tree(
                 summary.up_to_date += 1
             if index is not None and record_level is not None and result.index in stats:
                 st, now = stats[result.index]
-                index.record(
-                    sources[result.index].dfile, make_record(st, now, result.keys[record_level])
-                )
+                record = make_record(st, now, result.keys[record_level])
+                records.append((sources[result.index].dfile, record))
         done += len(results)
         if progress is not None:
             progress(done, len(sources))
     if index is not None:
-        index.flush()
+        _record_index(index.root, records, jobs)
     summary.failures.sort(key=lambda failure: (failure.path, failure.line or 0))
     summary.seconds = time.perf_counter() - started
     return summary
