@@ -177,9 +177,9 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
     """Run the rounds; return the results of the selected scenarios among g, h and i."""
     cpu_total, limit = cpu_limit(setup)
     log(f"(g-i) CPU limit: {cpu_total:.1f} s of compiling / {setup.cores} cores = {limit:.2f} s")
-    cold = ([], [])  # (compileall, pycache)
+    cold: tuple[list[float], list[float]] = ([], [])  # (compileall, pycache)
     in_tree_cold: list[float] = []
-    noop = ([], [])
+    noop: tuple[list[float], list[float]] = ([], [])
     in_tree_noop: list[float] = []
     new_path: list[float] = []
     failures: list[str] = []
@@ -188,28 +188,21 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
         log(f"(g-i) round {number + 1} of {setup.rounds}: copying {setup.files} files x4")
         round_ = _Round(setup, number)
         try:
-            for side in order_for(number):
-                if side == 0:
-                    cold[0].append(round_.compileall())
-                else:
-                    seconds, summary = round_.pycache("pycache")
-                    cold[1].append(seconds)
-                    failures += _check(summary, setup.files, "cold compile", compiled=True)
-                    counters.setdefault("cold", summary)
-            seconds, summary = round_.pycache("in-tree", "--in-tree")
-            in_tree_cold.append(seconds)
-            failures += _check(summary, setup.files, "cold --in-tree", compiled=True)
-            for side in order_for(number):
-                if side == 0:
-                    noop[0].append(round_.compileall())
-                else:
-                    seconds, summary = round_.pycache("pycache")
-                    noop[1].append(seconds)
-                    failures += _check(summary, setup.files, "no-op rerun", compiled=False)
-                    counters.setdefault("no-op", summary)
-            seconds, summary = round_.pycache("in-tree", "--in-tree")
-            in_tree_noop.append(seconds)
-            failures += _check(summary, setup.files, "no-op --in-tree", compiled=False)
+            for label, pair, in_tree, fresh in (
+                ("cold", cold, in_tree_cold, True),
+                ("no-op", noop, in_tree_noop, False),
+            ):
+                for side in order_for(number):
+                    if side == 0:
+                        pair[0].append(round_.compileall())
+                    else:
+                        seconds, summary = round_.pycache("pycache")
+                        pair[1].append(seconds)
+                        failures += _check(summary, setup.files, label, compiled=fresh)
+                        counters.setdefault(label, summary)
+                seconds, summary = round_.pycache("in-tree", "--in-tree")
+                in_tree.append(seconds)
+                failures += _check(summary, setup.files, f"{label} --in-tree", compiled=fresh)
             seconds, summary = round_.pycache("new-path")
             new_path.append(seconds)
             failures += _check(summary, setup.files, "new path", compiled=False)
@@ -224,60 +217,46 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
         f"divided by {setup.cores} cores, {limit:.2f} s",
     ]
     notes += [f"`pycache compile --json`, {what}: {json.dumps(s)}" for what, s in counters.items()]
-    results = []
     compileall_label = "compileall -q -j0"
-    if "g" in selected:
-        rows = [
-            Row("pycache compile (store)", compileall_label, "pycache compile",
-                Pairs(cold[0], cold[1]), COLD_TARGET, "ratio"),
-            Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
-                Pairs(cold[0], in_tree_cold), None, "ratio"),
-            Row("CPU limit / pycache compile (store)", "CPU limit", "pycache compile",
-                Pairs([limit] * len(cold[1]), cold[1]), round(1 / CPU_LIMIT_SLACK, 3), "ratio"),
-        ]  # fmt: skip
-        results.append(
-            ScenarioResult(
-                "g",
-                "Compile a site-packages cold",
-                "Both tools compile a fresh copy of the tree; PyCache writes a new store. "
-                "The third row compares the PyCache run with the CPU limit: a ratio of "
-                f"{1 / CPU_LIMIT_SLACK:.3f} or more means within 10% of it.",
-                rows,
-                notes=list(notes),
-                failures=list(failures),
-            )
-        )
-    if "h" in selected:
-        rows = [
-            Row("pycache compile (store)", compileall_label, "pycache compile",
-                Pairs(noop[0], noop[1]), NOOP_TARGET, "ratio"),
-            Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
-                Pairs(noop[0], in_tree_noop), None, "ratio"),
-        ]  # fmt: skip
-        results.append(
-            ScenarioResult(
-                "h",
-                "No-op rerun of the compile",
-                "The same commands again on the trees they just compiled.",
-                rows,
-                notes=list(notes),
-                failures=list(failures),
-            )
-        )
-    if "i" in selected:
-        rows = [
-            Row("same contents at a new path", f"{compileall_label} (cold)",
-                "pycache compile (new path)", Pairs(cold[0], new_path), NEW_PATH_TARGET, "ratio"),
-        ]  # fmt: skip
-        results.append(
-            ScenarioResult(
-                "i",
-                "A second tree with the same contents at a new path",
-                "Another copy of the tree (another venv) compiled with the store of (g), "
-                "against the cold compileall of the same round.",
-                rows,
-                notes=list(notes),
-                failures=list(failures),
-            )
-        )
-    return results
+    scenarios = {
+        "g": (
+            "Compile a site-packages cold",
+            "Both tools compile a fresh copy of the tree; PyCache writes a new store. "
+            "The third row compares the PyCache run with the CPU limit: a ratio of "
+            f"{1 / CPU_LIMIT_SLACK:.3f} or more means within 10% of it.",
+            [
+                Row("pycache compile (store)", compileall_label, "pycache compile",
+                    Pairs(cold[0], cold[1]), COLD_TARGET, "ratio"),
+                Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
+                    Pairs(cold[0], in_tree_cold), None, "ratio"),
+                Row("CPU limit / pycache compile (store)", "CPU limit", "pycache compile",
+                    Pairs([limit] * len(cold[1]), cold[1]), round(1 / CPU_LIMIT_SLACK, 3),
+                    "ratio"),
+            ],
+        ),
+        "h": (
+            "No-op rerun of the compile",
+            "The same commands again on the trees they just compiled.",
+            [
+                Row("pycache compile (store)", compileall_label, "pycache compile",
+                    Pairs(noop[0], noop[1]), NOOP_TARGET, "ratio"),
+                Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
+                    Pairs(noop[0], in_tree_noop), None, "ratio"),
+            ],
+        ),
+        "i": (
+            "A second tree with the same contents at a new path",
+            "Another copy of the tree (another venv) compiled with the store of (g), "
+            "against the cold compileall of the same round.",
+            [
+                Row("same contents at a new path", f"{compileall_label} (cold)",
+                    "pycache compile (new path)", Pairs(cold[0], new_path), NEW_PATH_TARGET,
+                    "ratio"),
+            ],
+        ),
+    }  # fmt: skip
+    return [
+        ScenarioResult(key, title, description, rows, notes=list(notes), failures=list(failures))
+        for key, (title, description, rows) in scenarios.items()
+        if key in selected
+    ]

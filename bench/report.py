@@ -372,22 +372,13 @@ def _scenario_markdown(result: ScenarioResult, info: RunInfo) -> list[str]:
             f"| PyCache counters, one timed run | {_counters(result.stats_one_run)} |",
             f"| PyCache counters, all {runs} timed runs | {_counters(result.stats_all_runs)} |",
         ]
-    elif result.rows and all(row.kind == "ratio" for row in result.rows):
-        md += [
-            "| Comparison | Baseline (median) | PyCache (median) | Median ratio "
-            "baseline/PyCache (IQR) | Target | Result |",
-            "| --- | ---: | ---: | ---: | --- | --- |",
-        ]
-        for row in result.rows:
-            baseline, candidate, headline = _figures(row)
-            md.append(
-                f"| {row.label}: {row.baseline} vs {row.candidate} | {baseline} | {candidate} "
-                f"| {headline} | {_target(row, ascii_only=False)} | {_verdict(result, row)} |"
-            )
     elif result.rows:
+        if all(row.kind == "ratio" for row in result.rows):
+            columns = "Baseline (median) | PyCache (median) | Median ratio baseline/PyCache (IQR)"
+        else:
+            columns = "Plain (median) | PyCache (median) | Median difference (IQR)"
         md += [
-            "| Comparison | Plain (median) | PyCache (median) | Median difference (IQR) "
-            "| Target | Result |",
+            f"| Comparison | {columns} | Target | Result |",
             "| --- | ---: | ---: | ---: | --- | --- |",
         ]
         for row in result.rows:
