@@ -80,6 +80,11 @@ def remove_pycs(root: Path) -> None:
         path.unlink()
 
 
+def _die(batch):
+    """A worker that is killed (picklable by name, unlike a lambda)."""
+    os._exit(3)
+
+
 def compileall(sandbox, *args, cwd):
     return sandbox.command([sys.executable, "-m", "compileall", "-q", *args], cwd=cwd)
 
@@ -180,6 +185,30 @@ class TestFailures:
         result = compile_cli(sandbox, "--prefix", blocker / "sub", tree, "--json", check_code=1)
         assert summary_of(result)["failed"] == len(SOURCES)
         assert "cannot write" in result.stderr and "Not a directory" in result.stderr
+
+    def test_an_unexpected_error_fails_that_file_only(self, tree, monkeypatch):
+        options = compiler.Options(destination=compiler.IN_TREE)
+        sources = compiler.find_sources([str(tree)], options=options)
+        real = compiler._Worker._to_tree
+
+        def flaky(self, index, source, *args):
+            if source.path.endswith("leaf.py"):
+                raise RuntimeError("surprise")
+            return real(self, index, source, *args)
+
+        monkeypatch.setattr(compiler._Worker, "_to_tree", flaky)
+        summary = compiler.compile_tree(sources, options, jobs=1)
+        assert (summary.compiled, summary.failed) == (len(SOURCES) - 1, 1)
+        assert str(summary.failures[0]).endswith("leaf.py: RuntimeError('surprise')")
+
+    def test_a_dead_worker_fails_its_files(self, make_tree, monkeypatch):
+        many = make_tree({f"m{i:03}.py": f"X = {i}\n" for i in range(40)}, root="many")
+        options = compiler.Options(destination=compiler.IN_TREE)
+        sources = compiler.find_sources([str(many)], options=options)
+        monkeypatch.setattr(compiler, "compile_batch", _die)
+        summary = compiler.compile_tree(sources, options, jobs=2)
+        assert summary.failed == 40 and summary.compiled == 0
+        assert all("BrokenProcessPool" in failure.message for failure in summary.failures)
 
     def test_broken_symlink_argument_is_a_failure(self, sandbox, tree):
         link = tree / "dangling.py"

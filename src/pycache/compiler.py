@@ -344,9 +344,12 @@ class _Worker:
             data, st = _read_source(source.path)
         except OSError as exc:
             return _Compiled(index, _FAILED, failure=Failure(source.path, None, str(exc.strerror)))
-        if self.store is not None:
-            return self._to_store(index, source, data)
-        return self._to_tree(index, source, data, st, levels)
+        try:
+            if self.store is not None:
+                return self._to_store(index, source, data)
+            return self._to_tree(index, source, data, st, levels)
+        except Exception as exc:  # one file's surprise must not take the batch down
+            return _Compiled(index, _FAILED, failure=Failure(source.path, None, repr(exc)))
 
     @staticmethod
     def _code(source: Source, data: bytes, level: int) -> CodeType:
@@ -510,9 +513,16 @@ def _run_batches(
         initializer=_init_worker,
         initargs=(options,),
     ) as pool:
-        futures = [pool.submit(compile_batch, chunk) for chunk in chunks]
+        futures = {pool.submit(compile_batch, chunk): chunk for chunk in chunks}
         for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as exc:  # a worker died (BrokenProcessPool: killed, out of memory)
+                message = f"worker failed: {exc!r}"
+                yield [
+                    _Compiled(index, _FAILED, failure=Failure(source.path, None, message))
+                    for index, source, _ in futures[future]
+                ]
 
 
 def _record_index(root: str, records: Sequence[tuple[str, Record]], jobs: int) -> None:
