@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,7 @@ class _Round:
         self.setup = setup
         self.dir = setup.work / f"round-{number}"
         self.store = self.dir / "store"
+        self.cpu_seconds = 0.0
         self.trees = {}
         for name in ("compileall", "pycache", "in-tree", "new-path"):
             self.trees[name] = self.dir / name
@@ -151,7 +153,11 @@ class _Round:
     def pycache(self, tree: str, *extra: str) -> tuple[float, dict[str, int]]:
         env = dict(self.setup.base_environ, PYCACHE_DIR=str(self.store))
         argv = [self.setup.venv.pycache, "compile", "-q", "--json", *extra, self.trees[tree]]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         timed = run_timed(argv, env, self.dir)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU time of the command and its workers (they are waited for before it exits).
+        self.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         try:
             summary: dict[str, int] = json.loads(timed.stdout)
         except ValueError as exc:
@@ -182,6 +188,7 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
     noop: tuple[list[float], list[float]] = ([], [])
     in_tree_noop: list[float] = []
     new_path: list[float] = []
+    cold_cpu: list[float] = []
     failures: list[str] = []
     counters: dict[str, dict[str, int]] = {}
     for number in range(setup.rounds):
@@ -198,6 +205,8 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
                     else:
                         seconds, summary = round_.pycache("pycache")
                         pair[1].append(seconds)
+                        if fresh:
+                            cold_cpu.append(round_.cpu_seconds)
                         failures += _check(summary, setup.files, label, compiled=fresh)
                         counters.setdefault(label, summary)
                 seconds, summary = round_.pycache("in-tree", "--in-tree")
@@ -217,6 +226,13 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
         f"divided by {setup.cores} cores, {limit:.2f} s",
     ]
     notes += [f"`pycache compile --json`, {what}: {json.dumps(s)}" for what, s in counters.items()]
+    notes += [
+        f"cold `pycache compile`, round {number + 1}: {cpu:.2f} s of CPU (user + system, "
+        f"all its processes: reading, hashing, compiling, writing the store and index), "
+        f"{cpu / setup.cores:.2f} s per core, in {wall:.2f} s of wall time: "
+        f"{cpu / setup.cores / wall:.0%} of the cores busy"
+        for number, (cpu, wall) in enumerate(zip(cold_cpu, cold[1]))
+    ]
     compileall_label = "compileall -q -j0"
     scenarios = {
         "g": (

@@ -344,7 +344,8 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         info.command,
         "```",
         "",
-        "`bench/run.py --help` lists the options (`--reps`, `--activation-reps`, `--quick`, "
+        "`bench/run.py --help` lists the options (`--reps`, `--activation-reps`, "
+        "`--compile-rounds`, `--quick`, "
         "`--scenarios`, `--python`, `--no-write`, `--json`).",
         "",
     ]
@@ -357,7 +358,7 @@ def _load(values: tuple[float, float, float]) -> str:
 
 def _scenario_markdown(result: ScenarioResult, info: RunInfo) -> list[str]:
     md = [f"### ({result.key}) {result.title}", "", result.description, ""]
-    if len(result.rows) == 1:
+    if len(result.rows) == 1 and result.key not in COMPILE_KEYS:  # compiles have no counters
         row = result.rows[0]
         summary = row.summary
         runs = len(row.pairs.baseline)
