@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from compile_bench import KEYS as COMPILE_KEYS
+from compile_bench import MIN_FILES, pinned_compile_requirements
 from scenarios import Row, ScenarioResult
 from workload import REPO_ROOT, pinned_requirements
 
@@ -282,6 +284,18 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         f"{workload_report.get('workload_modules', '?')} of them from the workload tree (the "
         "rest are the standard library and built-ins).",
         "",
+    ]
+    if any(result.key in COMPILE_KEYS for result in results):
+        md += [
+            "Scenarios (g) to (i) compile another tree: a copy of the site-packages of "
+            "`bench/.venvs/compile-<python>`, installed the same way from "
+            f"`bench/compile-requirements.txt` (at least {MIN_FILES} `.py` files). Pinned "
+            "versions:",
+            "",
+        ]
+        md += [f"- `{requirement}`" for requirement in pinned_compile_requirements()]
+        md += [""]
+    md += [
         "## Method",
         "",
         "- Each scenario copies the installed workload packages into a tree of its own, "
@@ -306,6 +320,15 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "after every run: a CPython run must leave them unchanged, a PyCache run must add "
         "hits, and across the timed PyCache runs there must be no compiles and no misses "
         "(the store was warmed first). Scenarios (d) and (e) must also show hits by content.",
+        "- Scenarios (g) to (i) time `python -m compileall -q -j0 TREE` and "
+        "`pycache compile -q --json TREE` (the store destination, and `--in-tree` for "
+        "information) on fresh copies of the compile tree, in rounds whose order alternates; "
+        "each round runs the cold compiles, then the no-op reruns on the same trees, then "
+        "`pycache compile` of another copy (a new path) with the same store. The CPU limit "
+        "is the CPU time of compiling every file one after another in one process (read, "
+        "`compile`, `marshal.dumps`), divided by the usable cores. Every `pycache compile` "
+        "summary is checked: no failures, every file compiled or up to date when cold, "
+        "nothing compiled on a rerun or at the new path.",
         "- A scenario passes when its median ratio (or difference) meets its target and "
         "every check held.",
         "",
@@ -321,7 +344,8 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         info.command,
         "```",
         "",
-        "`bench/run.py --help` lists the options (`--reps`, `--activation-reps`, `--quick`, "
+        "`bench/run.py --help` lists the options (`--reps`, `--activation-reps`, "
+        "`--compile-rounds`, `--quick`, "
         "`--scenarios`, `--python`, `--no-write`, `--json`).",
         "",
     ]
@@ -334,7 +358,7 @@ def _load(values: tuple[float, float, float]) -> str:
 
 def _scenario_markdown(result: ScenarioResult, info: RunInfo) -> list[str]:
     md = [f"### ({result.key}) {result.title}", "", result.description, ""]
-    if len(result.rows) == 1:
+    if len(result.rows) == 1 and result.key not in COMPILE_KEYS:  # compiles have no counters
         row = result.rows[0]
         summary = row.summary
         runs = len(row.pairs.baseline)
@@ -350,9 +374,12 @@ def _scenario_markdown(result: ScenarioResult, info: RunInfo) -> list[str]:
             f"| PyCache counters, all {runs} timed runs | {_counters(result.stats_all_runs)} |",
         ]
     elif result.rows:
+        if all(row.kind == "ratio" for row in result.rows):
+            columns = "Baseline (median) | PyCache (median) | Median ratio baseline/PyCache (IQR)"
+        else:
+            columns = "Plain (median) | PyCache (median) | Median difference (IQR)"
         md += [
-            "| Comparison | Plain (median) | PyCache (median) | Median difference (IQR) "
-            "| Target | Result |",
+            f"| Comparison | {columns} | Target | Result |",
             "| --- | ---: | ---: | ---: | --- | --- |",
         ]
         for row in result.rows:

@@ -13,6 +13,10 @@ alone. Scenarios:
   (d) fresh copy at a new path                target: ratio >= 3
   (e) branch switch in place                  target: ratio >= 3
   (f) start-up overhead of python -c pass     target: <= 2 ms
+  (g) pycache compile, cold site-packages     target: >= 1.1x compileall -j0, within
+                                              10% of the CPU limit
+  (h) pycache compile, no-op rerun            target: >= 10x compileall's rerun
+  (i) pycache compile, same tree, new path    target: >= 20x compileall cold
 
 Exit codes: 0 every scenario met its target and every check held; 1 a target
 was missed, a check failed or a step could not run; 2 bad usage.
@@ -29,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from compile_bench import KEYS as COMPILE_KEYS
+from compile_bench import prepare as prepare_compile
+from compile_bench import run_compile_scenarios
 from report import RunInfo, machine_details, render_json, render_markdown, render_table
 from scenarios import (
     RATIO_SCENARIOS,
@@ -55,11 +62,13 @@ from workload import (
     workload_top_levels,
 )
 
-ALL_SCENARIOS = "abcdef"
+ALL_SCENARIOS = "abcdefghi"
 DEFAULT_REPS = 15
 DEFAULT_ACTIVATION_REPS = 60
 QUICK_REPS = 5
 QUICK_ACTIVATION_REPS = 40
+DEFAULT_COMPILE_ROUNDS = 3
+QUICK_COMPILE_ROUNDS = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -77,14 +86,20 @@ def _parser() -> argparse.ArgumentParser:
         help=f"pairs for the start-up scenario (default {DEFAULT_ACTIVATION_REPS})",
     )
     parser.add_argument(
+        "--compile-rounds",
+        type=int,
+        help=f"rounds of the compile scenarios g-i (default {DEFAULT_COMPILE_ROUNDS})",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run: {QUICK_REPS} pairs, {QUICK_ACTIVATION_REPS} for start-up",
+        help=f"smoke run: {QUICK_REPS} pairs, {QUICK_ACTIVATION_REPS} for start-up, "
+        f"{QUICK_COMPILE_ROUNDS} compile round",
     )
     parser.add_argument(
         "--scenarios",
         default=ALL_SCENARIOS,
-        help="which scenarios to run, e.g. 'ac' (default all: abcdef); "
+        help=f"which scenarios to run, e.g. 'ac' (default all: {ALL_SCENARIOS}); "
         "BENCHMARKS.md is only rewritten when all run",
     )
     parser.add_argument(
@@ -104,7 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _prepare(args: argparse.Namespace, reps: int, activation_reps: int) -> Context:
+def _prepare(args: argparse.Namespace, reps: int, activation_reps: int) -> tuple[Context, Path]:
     tag, _ = interpreter_tag(args.python)
     workload, _ = ensure_venv(args.python, f"workload-{tag}", requirements=True)
     plain, _ = ensure_venv(args.python, f"plain-{tag}", requirements=False)
@@ -118,7 +133,7 @@ def _prepare(args: argparse.Namespace, reps: int, activation_reps: int) -> Conte
     run_checked([enabled.pycache, "enable"], env=base, what="pycache enable")
 
     _reset_work_dir()
-    return Context(
+    context = Context(
         workload=workload,
         plain=plain,
         enabled=enabled,
@@ -130,6 +145,7 @@ def _prepare(args: argparse.Namespace, reps: int, activation_reps: int) -> Conte
         reps=reps,
         activation_reps=activation_reps,
     )
+    return context, wheel
 
 
 def _reset_work_dir() -> None:
@@ -150,11 +166,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     activation_reps = args.activation_reps or (
         QUICK_ACTIVATION_REPS if args.quick else DEFAULT_ACTIVATION_REPS
     )
+    compile_rounds = args.compile_rounds or (
+        QUICK_COMPILE_ROUNDS if args.quick else DEFAULT_COMPILE_ROUNDS
+    )
     selected = args.scenarios.lower()
-    if reps < 1 or activation_reps < 1 or not selected or set(selected) - set(ALL_SCENARIOS):
+    if (
+        min(reps, activation_reps, compile_rounds) < 1
+        or not selected
+        or set(selected) - set(ALL_SCENARIOS)
+    ):
         parser.print_usage(sys.stderr)
         print(
-            f"{parser.prog}: --reps and --activation-reps must be positive and "
+            f"{parser.prog}: --reps, --activation-reps and --compile-rounds must be positive and "
             f"--scenarios letters from {ALL_SCENARIOS}",
             file=sys.stderr,
         )
@@ -165,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_details(WORK_DIR.parent)  # before the run: the commit it built
     results: list[ScenarioResult] = []
     try:
-        ctx = _prepare(args, reps, activation_reps)
+        ctx, wheel = _prepare(args, reps, activation_reps)
         for scenario_class in RATIO_SCENARIOS:
             if scenario_class.key not in selected:
                 continue
@@ -185,6 +208,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             except BenchError as exc:
                 log(f"(f) could not run: {exc}")
                 results.append(_error_result("f", "Start-up overhead", exc))
+        compile_selected = "".join(key for key in COMPILE_KEYS if key in selected)
+        if compile_selected:
+            log(f"({compile_selected}) pycache compile vs compileall: {compile_rounds} rounds")
+            begun = time.time()
+            try:
+                setup = prepare_compile(
+                    args.python, wheel, ctx.base_environ, ctx.work, compile_rounds
+                )
+                results.extend(run_compile_scenarios(setup, compile_selected))
+            except BenchError as exc:
+                log(f"({compile_selected}) could not run: {exc}")
+                for key in compile_selected:
+                    results.append(_error_result(key, "pycache compile", exc))
+            log(f"({compile_selected}) done in {time.time() - begun:.0f} s")
         pycache_version = run_checked(
             [ctx.workload.pycache, "--version"], env=ctx.base_environ, what="pycache --version"
         ).strip()

@@ -173,18 +173,26 @@ def _fingerprint(*parts: str) -> str:
 
 
 def ensure_venv(
-    python: str, name: str, *, requirements: bool, marker_extra: str = ""
+    python: str,
+    name: str,
+    *,
+    requirements: bool = False,
+    marker_extra: str = "",
+    requirements_file: Path | None = None,
 ) -> tuple[Venv, bool]:
     """Return the venv ``bench/.venvs/<name>``, (re)creating it if its recipe changed.
 
-    With ``requirements`` the workload is installed into it without pycs. The
-    second value says whether the venv was created by this call.
+    With ``requirements`` the workload is installed into it without pycs
+    (``requirements_file`` installs that file instead). The second value says
+    whether the venv was created by this call.
     """
     path = VENVS_DIR / name
+    if requirements_file is None and requirements:
+        requirements_file = REQUIREMENTS
     recipe = _fingerprint(
         str(Path(python).resolve()),
         interpreter_tag(python)[1],
-        REQUIREMENTS.read_text() if requirements else "",
+        requirements_file.read_text() if requirements_file is not None else "",
         marker_extra,
     )
     marker = path / ".bench-recipe"
@@ -192,15 +200,15 @@ def ensure_venv(
         return Venv(path), False
     log(f"creating {path.relative_to(REPO_ROOT)}")
     venv = _create_venv(python, path)
-    if requirements:
-        log("installing the pinned workload (pip install --no-compile --no-deps)")
+    if requirements_file is not None:
+        log(f"installing {requirements_file.name} (pip install --no-compile --no-deps)")
         venv.pip(
             "install",
             "--no-compile",
             "--no-deps",
             "-r",
-            REQUIREMENTS,
-            what="installing the workload",
+            requirements_file,
+            what=f"installing {requirements_file.name}",
         )
     marker.write_text(recipe)
     return venv, True

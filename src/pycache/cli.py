@@ -278,6 +278,10 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--reset", action="store_true", help="set the counters to zero")
     stats.set_defaults(func=cmd_stats)
+
+    from . import compile_cmd  # `pycache compile`: arguments and output live there
+
+    compile_cmd.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,302 @@
+"""Scenarios (g), (h), (i): ``pycache compile`` against ``python -m compileall -q -j0``.
+
+The tree is a copy of a real site-packages: ``bench/.venvs/compile-<tag>``,
+made with ``pip install --no-compile --no-deps -r bench/compile-requirements.txt``
+(pinned; at least ``MIN_FILES`` ``.py`` files), copied without ``__pycache__``.
+
+Each round copies that tree once per side and runs, in alternating order:
+
+  (g) cold: ``compileall -q -j0 A`` vs ``pycache compile -q B`` (a new store);
+      also ``pycache compile --in-tree`` on a third copy (info), and the run
+      is compared with the CPU limit (see ``cpu_limit``);
+  (h) no-op rerun: the same two commands again on the same trees;
+  (i) another tree with the same contents at a new path (another venv):
+      ``pycache compile`` of a fourth copy with the store of (g), against
+      that round's cold ``compileall``.
+
+Every ``pycache compile`` prints its ``--json`` summary and is checked: the
+cold run compiles or finds every file, the no-op rerun and the new path
+compile nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from measure import Pairs, order_for, run_timed
+from scenarios import Row, ScenarioResult
+from workload import (
+    BENCH_DIR,
+    BenchError,
+    Venv,
+    ensure_venv,
+    install_pycache,
+    interpreter_tag,
+    log,
+)
+
+COMPILE_REQUIREMENTS = BENCH_DIR / "compile-requirements.txt"
+MIN_FILES = 10_000
+KEYS = "ghi"
+COLD_TARGET = 1.1
+NOOP_TARGET = 10.0
+NEW_PATH_TARGET = 20.0
+#: Cold wall time may exceed the CPU limit by this factor (10%).
+CPU_LIMIT_SLACK = 1.1
+
+# Compiles share SHARD of SHARDS of the .py files under a tree in this one
+# process, the way py_compile does (read, compile, marshal), and sums the CPU
+# time of each file.
+_CPU_LIMIT_SCRIPT = r"""
+import json, marshal, os, sys, time
+tree, shard, shards = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+paths = []
+for directory, dirs, names in os.walk(tree):
+    dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+    paths.extend(os.path.join(directory, name) for name in sorted(names) if name.endswith(".py"))
+total = 0.0
+files = 0
+for path in paths[shard::shards]:
+    start = time.process_time()
+    with open(path, "rb") as handle:
+        source = handle.read()
+    try:
+        marshal.dumps(compile(source, path, "exec", dont_inherit=True))
+    except (SyntaxError, ValueError):
+        pass
+    total += time.process_time() - start
+    files += 1
+print(json.dumps({"cpu_seconds": total, "files": files}))
+"""
+
+
+@dataclass
+class CompileSetup:
+    venv: Venv
+    tree: Path
+    files: int
+    cores: int
+    base_environ: dict[str, str]
+    work: Path
+    rounds: int
+
+
+def pinned_compile_requirements() -> list[str]:
+    """Return the ``name==version`` lines of the compile-benchmark requirements."""
+    lines = (
+        line.split("#", 1)[0].strip() for line in COMPILE_REQUIREMENTS.read_text().splitlines()
+    )
+    return [line for line in lines if line]
+
+
+def count_sources(root: Path) -> int:
+    return sum(
+        1
+        for directory, dirs, names in os.walk(root)
+        if "__pycache__" not in Path(directory).parts
+        for name in names
+        if name.endswith(".py")
+    )
+
+
+def prepare(
+    python: str, wheel: Path, base_environ: dict[str, str], work: Path, rounds: int
+) -> CompileSetup:
+    """Build (or reuse) the compile venv, install PyCache, copy its site-packages."""
+    tag, _ = interpreter_tag(python)
+    venv, _ = ensure_venv(python, f"compile-{tag}", requirements_file=COMPILE_REQUIREMENTS)
+    install_pycache(venv, wheel)
+    tree = work / "compile" / "site-packages"
+    shutil.copytree(venv.site_packages, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    files = count_sources(tree)
+    if files < MIN_FILES:
+        raise BenchError(f"the compile tree has {files} .py files, fewer than {MIN_FILES}")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return CompileSetup(venv, tree, files, cores or 1, base_environ, work / "compile", rounds)
+
+
+def cpu_limit(setup: CompileSetup, processes: int) -> float:
+    """Return the per-file compile CPU seconds summed over the tree.
+
+    ``processes`` processes each compile a share of the files at the same
+    time: with one, nothing else runs; with one per core, every core is busy,
+    as in a parallel compile (cores that share caches or are SMT siblings
+    then run each compile more slowly, whoever the compiler is).
+    """
+    argv = [setup.venv.python, "-c", _CPU_LIMIT_SCRIPT, setup.tree]
+    running = [
+        subprocess.Popen(
+            [*map(str, argv), str(shard), str(processes)],
+            env=setup.base_environ,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for shard in range(processes)
+    ]
+    total, files = 0.0, 0
+    for process in running:
+        out, _ = process.communicate()
+        if process.returncode != 0:
+            raise BenchError(f"the CPU-limit pass failed (exit {process.returncode})")
+        data = json.loads(out)
+        total += data["cpu_seconds"]
+        files += data["files"]
+    if files != setup.files:
+        raise BenchError(f"the CPU-limit pass saw {files} files, not {setup.files}")
+    return total
+
+
+class _Round:
+    """One round's trees, store and commands."""
+
+    def __init__(self, setup: CompileSetup, number: int) -> None:
+        self.setup = setup
+        self.dir = setup.work / f"round-{number}"
+        self.store = self.dir / "store"
+        self.cpu_seconds = 0.0
+        self.trees = {}
+        for name in ("compileall", "pycache", "in-tree", "new-path"):
+            self.trees[name] = self.dir / name
+            shutil.copytree(setup.tree, self.trees[name])
+
+    def compileall(self) -> float:
+        argv = [self.setup.venv.python, "-m", "compileall", "-q", "-j0", self.trees["compileall"]]
+        return run_timed(argv, self.setup.base_environ, self.dir).seconds
+
+    def pycache(self, tree: str, *extra: str) -> tuple[float, dict[str, int]]:
+        env = dict(self.setup.base_environ, PYCACHE_DIR=str(self.store))
+        argv = [self.setup.venv.pycache, "compile", "-q", "--json", *extra, self.trees[tree]]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        timed = run_timed(argv, env, self.dir)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # CPU time of the command and its workers (they are waited for before it exits).
+        self.cpu_seconds = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        try:
+            summary: dict[str, int] = json.loads(timed.stdout)
+        except ValueError as exc:
+            raise BenchError(f"pycache compile printed no JSON: {timed.stdout!r}") from exc
+        return timed.seconds, summary
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _check(summary: dict[str, int], files: int, what: str, *, compiled: bool) -> list[str]:
+    problems = []
+    if summary.get("files") != files or summary.get("failed"):
+        problems.append(f"{what}: {summary} (expected {files} files, none failed)")
+    if compiled and summary.get("compiled", 0) + summary.get("up_to_date", 0) != files:
+        problems.append(f"{what}: {summary} does not account for every file")
+    if not compiled and summary.get("compiled"):
+        problems.append(f"{what} compiled {summary['compiled']} files; expected none")
+    return problems
+
+
+def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioResult]:
+    """Run the rounds; return the results of the selected scenarios among g, h and i."""
+    serial_total = cpu_limit(setup, 1)
+    cpu_total = cpu_limit(setup, setup.cores)
+    limit = cpu_total / setup.cores
+    log(f"(g-i) CPU limit: {cpu_total:.1f} s of compiling / {setup.cores} cores = {limit:.2f} s")
+    cold: tuple[list[float], list[float]] = ([], [])  # (compileall, pycache)
+    in_tree_cold: list[float] = []
+    noop: tuple[list[float], list[float]] = ([], [])
+    in_tree_noop: list[float] = []
+    new_path: list[float] = []
+    cold_cpu: list[float] = []
+    failures: list[str] = []
+    counters: dict[str, dict[str, int]] = {}
+    for number in range(setup.rounds):
+        log(f"(g-i) round {number + 1} of {setup.rounds}: copying {setup.files} files x4")
+        round_ = _Round(setup, number)
+        try:
+            for label, pair, in_tree, fresh in (
+                ("cold", cold, in_tree_cold, True),
+                ("no-op", noop, in_tree_noop, False),
+            ):
+                for side in order_for(number):
+                    if side == 0:
+                        pair[0].append(round_.compileall())
+                    else:
+                        seconds, summary = round_.pycache("pycache")
+                        pair[1].append(seconds)
+                        if fresh:
+                            cold_cpu.append(round_.cpu_seconds)
+                        failures += _check(summary, setup.files, label, compiled=fresh)
+                        counters.setdefault(label, summary)
+                seconds, summary = round_.pycache("in-tree", "--in-tree")
+                in_tree.append(seconds)
+                failures += _check(summary, setup.files, f"{label} --in-tree", compiled=fresh)
+            seconds, summary = round_.pycache("new-path")
+            new_path.append(seconds)
+            failures += _check(summary, setup.files, "new path", compiled=False)
+            counters.setdefault("new path", summary)
+        finally:
+            round_.remove()
+
+    notes = [
+        f"tree: a copy of a site-packages with {setup.files} .py files "
+        f"(bench/compile-requirements.txt); {setup.rounds} rounds",
+        f"CPU limit: the per-file compile CPU time (read, compile, marshal), measured with "
+        f"{setup.cores} processes compiling at once and summed, is {cpu_total:.2f} s; divided by "
+        f"{setup.cores} cores, {limit:.2f} s. Measured in one process alone the sum is "
+        f"{serial_total:.2f} s ({serial_total / setup.cores:.2f} s per core): the difference is "
+        "what busy neighbouring cores cost every compile",
+    ]
+    notes += [f"`pycache compile --json`, {what}: {json.dumps(s)}" for what, s in counters.items()]
+    notes += [
+        f"cold `pycache compile`, round {number + 1}: {cpu:.2f} s of CPU (user + system, "
+        f"all its processes: reading, hashing, compiling, writing the store and index), "
+        f"{cpu / setup.cores:.2f} s per core, in {wall:.2f} s of wall time: "
+        f"{cpu / setup.cores / wall:.0%} of the cores busy"
+        for number, (cpu, wall) in enumerate(zip(cold_cpu, cold[1]))
+    ]
+    compileall_label = "compileall -q -j0"
+    scenarios = {
+        "g": (
+            "Compile a site-packages cold",
+            "Both tools compile a fresh copy of the tree; PyCache writes a new store. "
+            "The third row compares the PyCache run with the CPU limit: a ratio of "
+            f"{1 / CPU_LIMIT_SLACK:.3f} or more means within 10% of it.",
+            [
+                Row("pycache compile (store)", compileall_label, "pycache compile",
+                    Pairs(cold[0], cold[1]), COLD_TARGET, "ratio"),
+                Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
+                    Pairs(cold[0], in_tree_cold), None, "ratio"),
+                Row("CPU limit / pycache compile (store)", "CPU limit", "pycache compile",
+                    Pairs([limit] * len(cold[1]), cold[1]), round(1 / CPU_LIMIT_SLACK, 3),
+                    "ratio"),
+            ],
+        ),
+        "h": (
+            "No-op rerun of the compile",
+            "The same commands again on the trees they just compiled.",
+            [
+                Row("pycache compile (store)", compileall_label, "pycache compile",
+                    Pairs(noop[0], noop[1]), NOOP_TARGET, "ratio"),
+                Row("pycache compile --in-tree", compileall_label, "pycache compile --in-tree",
+                    Pairs(noop[0], in_tree_noop), None, "ratio"),
+            ],
+        ),
+        "i": (
+            "A second tree with the same contents at a new path",
+            "Another copy of the tree (another venv) compiled with the store of (g), "
+            "against the cold compileall of the same round.",
+            [
+                Row("same contents at a new path", f"{compileall_label} (cold)",
+                    "pycache compile (new path)", Pairs(cold[0], new_path), NEW_PATH_TARGET,
+                    "ratio"),
+            ],
+        ),
+    }  # fmt: skip
+    return [
+        ScenarioResult(key, title, description, rows, notes=list(notes), failures=list(failures))
+        for key, (title, description, rows) in scenarios.items()
+        if key in selected
+    ]

@@ -1,0 +1,601 @@
+"""Compiling sources ahead of time: single files and whole trees.
+
+Three layers, from pure to I/O:
+
+* planning (pure): which optimization levels, which pyc path for a source
+  (``pyc_path``), which name goes into ``co_filename`` (``code_filename``),
+  the default invalidation mode (``default_invalidation_mode``), how to cut
+  the work into batches (``batches``);
+* checking (in the parent, cheap): ``find_sources`` walks the trees, and
+  ``compile_tree`` stats every source and decides what is up to date from the
+  path index (store destination) or the existing pyc header (in-tree), so that
+  a no-op rerun starts no worker at all;
+* compiling (``compile_batch``, in worker processes): read, hash, compile,
+  marshal and write.
+
+Destinations: ``store`` writes store entries under exactly the key the import
+engine computes for each optimization level, and records the path index so
+that later imports are hits by stat. ``in-tree`` writes CPython-compatible pycs
+into ``__pycache__`` (or under a ``sys.pycache_prefix``-style prefix) and
+``legacy`` beside the source (``compileall -b``). The pyc bytes are those
+``py_compile`` writes: the PEP 552 header (``pycache._format``) followed by
+``marshal.dumps(compile(source, dfile, "exec", dont_inherit=True, optimize=level))``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import marshal
+import os
+import re
+import sys
+import time
+from types import CodeType
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+
+from . import _entry, _format, _fs
+from .index import PathIndex, make_record, trusted_key
+
+if TYPE_CHECKING:
+    from .index import Record
+from .keys import cache_key, compile_context
+from .stores.local import LocalStore
+
+__all__ = [
+    "STORE",
+    "IN_TREE",
+    "LEGACY",
+    "Failure",
+    "Options",
+    "Summary",
+    "batches",
+    "code_filename",
+    "compile_batch",
+    "compile_tree",
+    "default_invalidation_mode",
+    "find_sources",
+    "pyc_path",
+]
+
+STORE = "store"
+IN_TREE = "in-tree"
+LEGACY = "legacy"
+
+_cache_from_source = sys.modules["_frozen_importlib_external"].cache_from_source
+_CACHE_TAG = sys.implementation.cache_tag
+# compileall's default recursion depth is the recursion limit.
+DEFAULT_MAX_DEPTH = sys.getrecursionlimit()
+
+# Result statuses of one source.
+_COMPILED, _UP_TO_DATE, _FAILED = "compiled", "up to date", "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """What to compile and where; built by the command line, read by every worker."""
+
+    destination: str = STORE
+    store_dir: str | None = None
+    prefix: str | None = None
+    invalidation_mode: str = _format.TIMESTAMP
+    levels: tuple[int, ...] = (0,)
+    force: bool = False
+    hardlink_dupes: bool = False
+    ddir: str | None = None
+    stripdir: str | None = None
+    prependdir: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    """One source file to compile: its path, and the name its code objects carry."""
+
+    path: str
+    dfile: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """A source that could not be compiled or written, as ``file:line: message``."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        if self.line is None:
+            return f"{self.path}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclasses.dataclass
+class Summary:
+    """What a run did. ``failures`` are sorted by path."""
+
+    files: int = 0
+    compiled: int = 0
+    up_to_date: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    failures: list[Failure] = dataclasses.field(default_factory=list)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "files": self.files,
+            "compiled": self.compiled,
+            "up_to_date": self.up_to_date,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def default_invalidation_mode(environ: Mapping[str, str]) -> str:
+    """Return py_compile's default mode: checked-hash when ``SOURCE_DATE_EPOCH`` is set.
+
+    (CPython ``Lib/py_compile.py``, ``_get_default_invalidation_mode``: a
+    reproducible build must not record the source's mtime.)
+    """
+    return _format.CHECKED_HASH if environ.get("SOURCE_DATE_EPOCH") else _format.TIMESTAMP
+
+
+def pyc_path(source: str, level: int, options: Options) -> str:
+    """Return where the pyc of ``source`` at optimization ``level`` goes (in-tree, legacy)."""
+    if options.destination == LEGACY:
+        return source + "c"
+    if options.prefix is None:
+        path: str = _cache_from_source(source, optimization=level or "")
+        return path
+    # The sys.pycache_prefix layout: the source's absolute directory mirrored
+    # under the prefix, without a __pycache__ level (importlib's cache_from_source).
+    head, tail = os.path.split(os.path.abspath(source))
+    base = tail.rpartition(".")[0]
+    opt = f".opt-{level}" if level else ""
+    return os.path.join(options.prefix, head.lstrip(os.sep), f"{base}.{_CACHE_TAG}{opt}.pyc")
+
+
+def code_filename(path: str, relative: str | None, options: Options) -> str:
+    """Return the ``co_filename`` for ``path``, after ``-d``, ``-s`` and ``-p``.
+
+    ``relative`` is the path below the directory argument it was found under
+    (its base name for a file argument). Same rules as compileall: ``-d DIR``
+    replaces the argument's directory with ``DIR``; ``-s DIR`` drops the
+    leading components ``path`` shares with ``DIR``; ``-p DIR`` then prepends ``DIR``.
+    """
+    if options.destination == STORE:
+        return os.path.abspath(path)
+    if options.ddir is not None:
+        return os.path.join(options.ddir, relative or os.path.basename(path))
+    dfile: str | None = None
+    if options.stripdir is not None:
+        parts = path.split(os.sep)
+        kept = list(parts)
+        for strip_part, part in zip(options.stripdir.split(os.sep), parts):
+            if strip_part == part:
+                kept.remove(strip_part)
+        dfile = os.path.join(*kept) if kept else ""
+    if options.prependdir is not None:
+        dfile = os.path.join(options.prependdir, dfile if dfile is not None else path)
+    return dfile if dfile is not None else path
+
+
+_T = TypeVar("_T")
+
+
+def batches(items: Sequence[_T], jobs: int) -> list[list[_T]]:
+    """Cut ``items`` into batches, in order: a few dozen per worker, of at most 64.
+
+    One task per file (as compileall submits them) costs a round trip per
+    file; one task per worker leaves cores idle when the batches take unequal
+    time. Callers put the largest sources first, so the last, small batches
+    even out the finish.
+    """
+    if not items:
+        return []
+    size = max(1, min(64, len(items) // (jobs * 32)))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+# --------------------------------------------------------------------------- finding sources
+
+
+def _outside(path: str, limit_dir: str) -> bool:
+    target = os.path.realpath(path)
+    limit = os.path.realpath(limit_dir)
+    return os.path.commonpath([target, limit]) != limit
+
+
+def find_sources(
+    paths: Iterable[str],
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    exclude: re.Pattern[str] | None = None,
+    limit_dir: str | None = None,
+    options: Options = Options(),
+    failures: list[Failure] | None = None,
+) -> list[Source]:
+    """Return the ``.py`` files under ``paths``, sorted within each directory.
+
+    A file argument is taken whatever its suffix (as compileall does for
+    ``-i`` lists, only ``.py`` files are compiled from directories). Directory
+    symlinks are not followed; ``__pycache__`` is skipped; ``exclude`` is
+    searched in each file path; with ``limit_dir``, symlinks resolving outside
+    it are skipped. Directories that cannot be listed are added to ``failures``.
+    Raises ``FileNotFoundError`` for an argument that does not exist.
+    """
+    found: list[Source] = []
+    seen: set[str] = set()
+    to_store = options.destination == STORE
+    sep = os.sep
+
+    def add(path: str, relative: str) -> None:
+        if exclude is not None and exclude.search(path):
+            return
+        if limit_dir is not None and os.path.islink(path) and _outside(path, limit_dir):
+            return
+        if path not in seen:
+            seen.add(path)
+            found.append(Source(path, path if to_store else code_filename(path, relative, options)))
+
+    def walk(directory: str, relative: str, depth: int) -> None:
+        # scandir: the file type comes from the directory entry, so a regular
+        # file costs no stat here (the one stat is taken when it is checked).
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            if failures is not None:
+                failures.append(Failure(directory, None, f"cannot list: {exc.strerror}"))
+            return
+        for entry in entries:
+            name = entry.name
+            if name == "__pycache__":
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:  # directory symlinks are not followed, as in compileall
+                if depth > 0 and not entry.is_symlink():
+                    walk(entry.path, f"{relative}{name}{sep}", depth - 1)
+            elif name.endswith(".py") and entry.is_file():
+                add(entry.path, relative + name)
+
+    for path in paths:
+        if to_store:
+            path = os.path.abspath(path)  # the path imports see, and the index records
+        if os.path.isdir(path):
+            walk(path, "", max_depth)
+        elif os.path.isfile(path):
+            add(path, os.path.basename(path))
+        elif not os.path.lexists(path):
+            raise FileNotFoundError(path)
+        elif failures is not None:
+            failures.append(Failure(path, None, "not a regular file or directory"))
+    return found
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+class _Compiled:
+    """What a worker reports for one source."""
+
+    __slots__ = ("index", "keys", "status", "failure")
+
+    def __init__(
+        self,
+        index: int,
+        status: str,
+        keys: tuple[bytes, ...] = (),
+        failure: Failure | None = None,
+    ) -> None:
+        self.index = index
+        self.status = status
+        self.keys = keys
+        self.failure = failure
+
+
+def _syntax_failure(path: str, exc: BaseException) -> Failure:
+    if isinstance(exc, SyntaxError):
+        return Failure(path, exc.lineno, f"{type(exc).__name__}: {exc.msg}")
+    return Failure(path, None, f"{type(exc).__name__}: {exc}")
+
+
+def _read_source(path: str) -> tuple[bytes, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)  # before the read, as py_compile takes the stats first
+        return _fs.read_fd(fd, st.st_size), st
+    finally:
+        os.close(fd)
+
+
+def _write_pyc(path: str, data: bytes, mode: int, link_to: str | None) -> None:
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    if link_to is not None:
+        # Same bytes as the previous level's pyc: a hard link (compileall
+        # --hardlink-dupes), made beside the target and renamed over it.
+        tmp = f"{path}.{os.getpid()}.link.tmp"
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        os.link(link_to, tmp)
+        os.replace(tmp, path)
+        return
+    _fs.write_atomic(path, data, mode)
+
+
+class _Worker:
+    """Compiles batches of sources for one ``Options``; one per process."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.store = LocalStore(options.store_dir) if options.store_dir is not None else None
+        self.contexts = [compile_context(level) for level in options.levels]
+
+    def compile_one(self, index: int, source: Source, levels: Sequence[int]) -> _Compiled:
+        try:
+            data, st = _read_source(source.path)
+        except OSError as exc:
+            return _Compiled(index, _FAILED, failure=Failure(source.path, None, str(exc.strerror)))
+        try:
+            if self.store is not None:
+                return self._to_store(index, source, data)
+            return self._to_tree(index, source, data, st, levels)
+        except Exception as exc:  # one file's surprise must not take the batch down
+            return _Compiled(index, _FAILED, failure=Failure(source.path, None, repr(exc)))
+
+    @staticmethod
+    def _code(source: Source, data: bytes, level: int) -> CodeType:
+        # What py_compile does (SourceLoader.source_to_code).
+        return compile(data, source.dfile, "exec", dont_inherit=True, optimize=level)
+
+    def _to_store(self, index: int, source: Source, data: bytes) -> _Compiled:
+        assert self.store is not None
+        keys = tuple(cache_key(data, context) for context in self.contexts)
+        compiled = False
+        for level, key in zip(self.options.levels, keys):
+            hex_key = key.hex()
+            if not self.options.force and os.path.exists(self.store.path_for(hex_key)):
+                continue
+            try:
+                payload = marshal.dumps(self._code(source, data, level))
+            except Exception as exc:  # SyntaxError, ValueError (null bytes), RecursionError
+                return _Compiled(index, _FAILED, failure=_syntax_failure(source.path, exc))
+            if not self.store.put(hex_key, _entry.encode_entry(key, payload)):
+                failure = Failure(source.path, None, f"cannot write to the store {self.store.root}")
+                return _Compiled(index, _FAILED, failure=failure)
+            compiled = True
+        return _Compiled(index, _COMPILED if compiled else _UP_TO_DATE, keys)
+
+    def _to_tree(
+        self, index: int, source: Source, data: bytes, st: os.stat_result, levels: Sequence[int]
+    ) -> _Compiled:
+        options = self.options
+        mode = (st.st_mode | 0o200) & 0o666  # importlib's _calc_mode
+        previous: tuple[bytes, str] | None = None
+        for level in levels:
+            try:
+                code = self._code(source, data, level)
+            except Exception as exc:
+                return _Compiled(index, _FAILED, failure=_syntax_failure(source.path, exc))
+            pyc = _format.encode_pyc(
+                code,
+                mode=options.invalidation_mode,
+                mtime=int(st.st_mtime),
+                size=st.st_size,
+                source=data,
+            )
+            target = pyc_path(source.path, level, options)
+            link_to = None
+            if options.hardlink_dupes and previous is not None and previous[0] == pyc:
+                link_to = previous[1]
+            try:
+                _write_pyc(target, pyc, mode, link_to)
+            except OSError as exc:
+                failure = Failure(source.path, None, f"cannot write {target}: {exc.strerror}")
+                return _Compiled(index, _FAILED, failure=failure)
+            previous = (pyc, target)
+        return _Compiled(index, _COMPILED)
+
+
+_worker: _Worker | None = None
+
+
+def _init_worker(options: Options) -> None:
+    global _worker
+    _worker = _Worker(options)
+
+
+def compile_batch(batch: Sequence[tuple[int, Source, tuple[int, ...]]]) -> list[_Compiled]:
+    """Compile one batch of ``(index, source, levels)`` in a worker process."""
+    assert _worker is not None, "compile_batch runs in a worker made by _init_worker"
+    return [_worker.compile_one(index, source, levels) for index, source, levels in batch]
+
+
+# --------------------------------------------------------------------------- the parent
+
+
+def _stale_levels(source: Source, st: os.stat_result, options: Options) -> tuple[int, ...]:
+    """Return the levels whose in-tree pyc is missing or does not match the source."""
+    stale = []
+    source_bytes: bytes | None = None
+    for level in options.levels:
+        try:
+            with open(pyc_path(source.path, level, options), "rb") as handle:
+                header = _format.decode_header(handle.read(_format.HEADER_SIZE))
+        except (OSError, ValueError):  # ValueError: PycFormatError
+            stale.append(level)
+            continue
+        if header.mode != options.invalidation_mode:
+            stale.append(level)  # a pyc in another mode is converted
+            continue
+        if header.source_hash is not None and source_bytes is None:
+            try:
+                source_bytes = _fs.read_file(source.path)
+            except OSError:
+                return options.levels  # the worker reports the error
+        if not _format.is_fresh_for_source(
+            header, source=source_bytes or b"", mtime=st.st_mtime, size=st.st_size
+        ):
+            stale.append(level)
+    return tuple(stale)
+
+
+def _pending_work(
+    sources: Sequence[Source],
+    options: Options,
+    store: LocalStore | None,
+    index: PathIndex | None,
+    summary: Summary,
+) -> tuple[list[tuple[int, Source, tuple[int, ...]]], dict[int, tuple[os.stat_result, int]]]:
+    """Stat every source; return what must go to the workers, and each one's stat."""
+    work: list[tuple[int, Source, tuple[int, ...]]] = []
+    stats: dict[int, tuple[os.stat_result, int]] = {}
+    for position, source in enumerate(sources):
+        now = time.time_ns()  # before the stat: the racy rule needs it so
+        try:
+            st = os.stat(source.path)
+        except OSError:
+            work.append((position, source, options.levels))  # the worker reports why
+            continue
+        stats[position] = (st, now)
+        if options.force:
+            work.append((position, source, options.levels))
+        elif store is not None and index is not None:
+            # The index holds one key per path, the one imports use (level 0),
+            # so it can vouch for a level-0-only compile, and only if that
+            # entry is still in the store.
+            record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
+            key = trusted_key(record, st) if record is not None else None
+            if (
+                key is not None
+                and options.levels == (0,)
+                and os.path.exists(store.path_for(key.hex()))
+            ):
+                summary.up_to_date += 1
+            else:
+                work.append((position, source, options.levels))
+        else:
+            stale = _stale_levels(source, st, options)
+            if stale:
+                work.append((position, source, stale))
+            else:
+                summary.up_to_date += 1
+    return work, stats
+
+
+def _run_batches(
+    work: list[tuple[int, Source, tuple[int, ...]]],
+    options: Options,
+    jobs: int,
+) -> Iterator[list[_Compiled]]:
+    chunks = batches(work, jobs)
+    if jobs <= 1 or len(chunks) <= 1:
+        _init_worker(options)
+        for chunk in chunks:
+            yield compile_batch(chunk)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=min(jobs, len(chunks)),
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(options,),
+    ) as pool:
+        futures = {pool.submit(compile_batch, chunk): chunk for chunk in chunks}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                yield future.result()
+            except Exception as exc:  # a worker died (BrokenProcessPool: killed, out of memory)
+                message = f"worker failed: {exc!r}"
+                yield [
+                    _Compiled(index, _FAILED, failure=Failure(source.path, None, message))
+                    for index, source, _ in futures[future]
+                ]
+
+
+def _record_index(root: str, records: Sequence[tuple[str, Record]], jobs: int) -> None:
+    """Write ``records`` into the path index under ``root``, a few directories per thread.
+
+    Each directory's index file is read, merged and replaced on its own, so
+    threads that own disjoint sets of directories never touch the same file;
+    creating files is kernel work, which runs in parallel outside the GIL.
+    """
+    shards = [PathIndex(root) for _ in range(max(1, min(jobs, 8)))]
+    for path, record in records:
+        directory = path.rpartition(os.sep)[0]
+        shards[hash(directory) % len(shards)].record(path, record)
+    if len(shards) == 1 or len(records) < 1000:
+        for shard in shards:
+            shard.flush()
+        return
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
+        list(pool.map(PathIndex.flush, shards))
+
+
+def compile_tree(
+    sources: Sequence[Source],
+    options: Options,
+    *,
+    jobs: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Summary:
+    """Compile ``sources`` as ``options`` says; return what happened.
+
+    ``jobs`` 0 means one worker per CPU. ``progress(done, total)`` is called
+    as results arrive. Failures of single files are in the summary; nothing
+    is raised for them.
+    """
+    started = time.perf_counter()
+    jobs = jobs or os.cpu_count() or 1
+    summary = Summary(files=len(sources))
+    index = store = None
+    if options.destination == STORE:
+        assert options.store_dir is not None
+        store = LocalStore(options.store_dir)
+        index = PathIndex(os.path.join(options.store_dir, "index"))
+    work, stats = _pending_work(sources, options, store, index, summary)
+    # Largest first (longest-processing-time scheduling): what is left at the
+    # end is small, so the workers finish together. Output does not depend on order.
+    work.sort(key=lambda item: -stats[item[0]][0].st_size if item[0] in stats else 0)
+    done = summary.up_to_date
+    if progress is not None:
+        progress(done, len(sources))
+    record_level = options.levels.index(0) if 0 in options.levels else None
+    records: list[tuple[str, Record]] = []
+    for results in _run_batches(work, options, jobs):
+        for result in results:
+            if result.status == _FAILED:
+                summary.failed += 1
+                assert result.failure is not None
+                summary.failures.append(result.failure)
+                continue
+            if result.status == _COMPILED:
+                summary.compiled += 1
+            else:
+                summary.up_to_date += 1
+            if index is not None and record_level is not None and result.index in stats:
+                st, now = stats[result.index]
+                record = make_record(st, now, result.keys[record_level])
+                records.append((sources[result.index].dfile, record))
+        done += len(results)
+        if progress is not None:
+            progress(done, len(sources))
+    if index is not None:
+        _record_index(index.root, records, jobs)
+    summary.failures.sort(key=lambda failure: (failure.path, failure.line or 0))
+    summary.seconds = time.perf_counter() - started
+    return summary
