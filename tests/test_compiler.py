@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,37 @@ class TestStoreDestination:
         delta = sandbox.delta(before, read_stats())
         assert delta["compiles"] == 0 and delta["misses"] == 0, delta
         assert run.stdout == "optimized\n4 None\n"  # the -OO code: no docstrings, no asserts
+
+    def test_every_level_is_indexed_for_its_own_imports(self, sandbox, tree, run_py):
+        # Settled sources: index records are trusted on stat alone, so each
+        # level's import must find its own record (never another level's key).
+        time.sleep(index.GRANULARITY_NS / 1e9 + 0.2)
+        compile_cli(sandbox, tree, "-O", "0,1,2", "--json", check_code=0)
+        again = summary_of(compile_cli(sandbox, tree, "-O", "0,1,2", "--json", check_code=0))
+        assert again["compiled"] == 0 and again["up_to_date"] == len(SOURCES), again
+        script = sandbox.script(IMPORT_TREE)
+        for flags, expected in (
+            ([], "debug\n4 Function docstring.\n"),
+            (["-O"], "optimized\n4 Function docstring.\n"),
+            (["-OO"], "optimized\n4 None\n"),
+        ):
+            run = run_py([*flags, script], pythonpath=[tree], env={"PYCACHE_DEBUG": "1"})
+            assert run.stdout == expected, (flags, run)
+            events = [line for line in run.trace if str(tree) in line]
+            assert events and all(line.endswith("(index)") for line in events), (flags, run)
+
+    def test_entries_are_signed_with_the_configured_key(self, sandbox, tree, run_py, read_stats):
+        key = {"PYCACHE_KEY": "team secret"}
+        compile_cli(sandbox, tree, "--json", check_code=0)  # unsigned first
+        signed = summary_of(compile_cli(sandbox, tree, "--json", env=key, check_code=0))
+        assert signed["compiled"] == len(SOURCES), signed  # unsigned entries are redone
+        again = summary_of(compile_cli(sandbox, tree, "--json", env=key, check_code=0))
+        assert again["compiled"] == 0, again
+        before = read_stats()
+        run = run_py([sandbox.script(IMPORT_TREE)], pythonpath=[tree], env=key)
+        delta = sandbox.delta(before, read_stats())
+        assert run.stdout == "debug\n4 Function docstring.\n"
+        assert delta["compiles"] == delta["miss_unsigned"] == 0 and delta["hits"] >= len(SOURCES)
 
     def test_several_levels_in_one_pass(self, sandbox, tree):
         result = compile_cli(sandbox, tree, "-O", "0,1", "-O", "2", "--json", check_code=0)

@@ -139,7 +139,7 @@ def _listed(list_file: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _options(args: argparse.Namespace, store_dir: str | None) -> Any:
+def _options(args: argparse.Namespace, store_dir: str | None, secret: bytes | None) -> Any:
     from . import compiler
 
     in_tree = args.in_tree or args.prefix is not None
@@ -170,6 +170,7 @@ def _options(args: argparse.Namespace, store_dir: str | None) -> Any:
     return compiler.Options(
         destination=destination,
         store_dir=store_dir if destination == compiler.STORE else None,
+        secret=secret if destination == compiler.STORE else None,
         prefix=os.path.abspath(args.prefix) if args.prefix is not None else None,
         invalidation_mode=mode,
         levels=tuple(levels),
@@ -221,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def _store_dir() -> str | None:
+def _store_config() -> tuple[str | None, bytes | None]:
+    """The store directory and signing secret the environment configures."""
     from .config import from_environ
     from .exceptions import ConfigError
 
@@ -231,7 +233,7 @@ def _store_dir() -> str | None:
         raise UsageError(str(exc)) from exc
     if config.readonly:
         raise UsageError("compile: PYCACHE_READONLY is set; the store cannot be written")
-    return config.store_dir
+    return config.store_dir, config.secret
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -245,7 +247,8 @@ def _run(args: argparse.Namespace) -> int:
     if not paths:
         raise UsageError("compile: no PATH given (or --stdlib, --site-packages, -i FILE)")
     uses_store = not (args.in_tree or args.legacy or args.prefix is not None)
-    options = _options(args, _store_dir() if uses_store else None)
+    store_dir, secret = _store_config() if uses_store else (None, None)
+    options = _options(args, store_dir, secret)
     try:
         exclude = re.compile(args.exclude) if args.exclude is not None else None
     except re.error as exc:

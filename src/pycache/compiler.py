@@ -76,6 +76,8 @@ class Options:
 
     destination: str = STORE
     store_dir: str | None = None
+    #: Sign store entries with this secret (``PYCACHE_KEY``), as imports would.
+    secret: bytes | None = None
     prefix: str | None = None
     invalidation_mode: str = _format.TIMESTAMP
     levels: tuple[int, ...] = (0,)
@@ -362,17 +364,32 @@ class _Worker:
         compiled = False
         for level, key in zip(self.options.levels, keys):
             hex_key = key.hex()
-            if not self.options.force and os.path.exists(self.store.path_for(hex_key)):
+            if not self.options.force and self._stored(key):
                 continue
             try:
                 payload = marshal.dumps(self._code(source, data, level))
             except Exception as exc:  # SyntaxError, ValueError (null bytes), RecursionError
                 return _Compiled(index, _FAILED, failure=_syntax_failure(source.path, exc))
-            if not self.store.put(hex_key, _entry.encode_entry(key, payload)):
+            entry = _entry.encode_entry(key, payload, self.options.secret)
+            if not self.store.put(hex_key, entry):
                 failure = Failure(source.path, None, f"cannot write to the store {self.store.root}")
                 return _Compiled(index, _FAILED, failure=failure)
             compiled = True
         return _Compiled(index, _COMPILED if compiled else _UP_TO_DATE, keys)
+
+    def _stored(self, key: bytes) -> bool:
+        """Say whether the store already holds a usable entry for ``key``."""
+        assert self.store is not None
+        if self.options.secret is None:
+            return os.path.exists(self.store.path_for(key.hex()))
+        data = self.store.get(key.hex())  # with a secret, an unsigned entry must be redone
+        if data is None:
+            return False
+        try:
+            _entry.decode_entry(key, data, self.options.secret)
+        except ValueError:  # EntryFormatError, EntrySignatureError
+            return False
+        return True
 
     def _to_tree(
         self, index: int, source: Source, data: bytes, st: os.stat_result, levels: Sequence[int]
@@ -452,7 +469,7 @@ def _pending_work(
     sources: Sequence[Source],
     options: Options,
     store: LocalStore | None,
-    index: PathIndex | None,
+    indexes: Sequence[PathIndex] | None,
     summary: Summary,
 ) -> tuple[list[tuple[int, Source, tuple[int, ...]]], dict[int, tuple[os.stat_result, int]]]:
     """Stat every source; return what must go to the workers, and each one's stat."""
@@ -468,17 +485,13 @@ def _pending_work(
         stats[position] = (st, now)
         if options.force:
             work.append((position, source, options.levels))
-        elif store is not None and index is not None:
-            # The index holds one key per path, the one imports use (level 0),
-            # so it can vouch for a level-0-only compile, and only if that
-            # entry is still in the store.
-            record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
-            key = trusted_key(record, st) if record is not None else None
-            if (
-                key is not None
-                and options.levels == (0,)
-                and os.path.exists(store.path_for(key.hex()))
-            ):
+        elif store is not None and indexes is not None:
+            # Each level has its own index (its compile context): a source is
+            # up to date when every level's record is trusted on this stat and
+            # its entry is still in the store.
+            if all(
+                _indexed(index, store, source.dfile, st) for index in indexes
+            ):  # dfile: the absolute path, for the store
                 summary.up_to_date += 1
             else:
                 work.append((position, source, options.levels))
@@ -489,6 +502,12 @@ def _pending_work(
             else:
                 summary.up_to_date += 1
     return work, stats
+
+
+def _indexed(index: PathIndex, store: LocalStore, path: str, st: os.stat_result) -> bool:
+    record = index.lookup(path)
+    key = trusted_key(record, st) if record is not None else None
+    return key is not None and os.path.exists(store.path_for(key.hex()))
 
 
 def _run_batches(
@@ -525,14 +544,17 @@ def _run_batches(
                 ]
 
 
-def _record_index(root: str, records: Sequence[tuple[str, Record]], jobs: int) -> None:
-    """Write ``records`` into the path index under ``root``, a few directories per thread.
+def _record_index(
+    root: str, context: bytes, records: Sequence[tuple[str, Record]], jobs: int
+) -> None:
+    """Write ``records`` into the path index of ``context`` under ``root``, a few
+    directories per thread.
 
     Each directory's index file is read, merged and replaced on its own, so
     threads that own disjoint sets of directories never touch the same file;
     creating files is kernel work, which runs in parallel outside the GIL.
     """
-    shards = [PathIndex(root) for _ in range(max(1, min(jobs, 8)))]
+    shards = [PathIndex(root, context=context) for _ in range(max(1, min(jobs, 8)))]
     for path, record in records:
         directory = path.rpartition(os.sep)[0]
         shards[hash(directory) % len(shards)].record(path, record)
@@ -562,20 +584,21 @@ def compile_tree(
     started = time.perf_counter()
     jobs = jobs or os.cpu_count() or 1
     summary = Summary(files=len(sources))
-    index = store = None
+    indexes = store = None
     if options.destination == STORE:
         assert options.store_dir is not None
         store = LocalStore(options.store_dir)
-        index = PathIndex(os.path.join(options.store_dir, "index"))
-    work, stats = _pending_work(sources, options, store, index, summary)
+        root = os.path.join(options.store_dir, "index")
+        # One index per level: the context a key was computed in is part of it.
+        indexes = [PathIndex(root, context=compile_context(level)) for level in options.levels]
+    work, stats = _pending_work(sources, options, store, indexes, summary)
     # Largest first (longest-processing-time scheduling): what is left at the
     # end is small, so the workers finish together. Output does not depend on order.
     work.sort(key=lambda item: -stats[item[0]][0].st_size if item[0] in stats else 0)
     done = summary.up_to_date
     if progress is not None:
         progress(done, len(sources))
-    record_level = options.levels.index(0) if 0 in options.levels else None
-    records: list[tuple[str, Record]] = []
+    records: list[list[tuple[str, Record]]] = [[] for _ in options.levels]
     for results in _run_batches(work, options, jobs):
         for result in results:
             if result.status == _FAILED:
@@ -587,15 +610,16 @@ def compile_tree(
                 summary.compiled += 1
             else:
                 summary.up_to_date += 1
-            if index is not None and record_level is not None and result.index in stats:
+            if indexes is not None and result.index in stats:
                 st, now = stats[result.index]
-                record = make_record(st, now, result.keys[record_level])
-                records.append((sources[result.index].dfile, record))
+                for level_records, key in zip(records, result.keys):
+                    level_records.append((sources[result.index].dfile, make_record(st, now, key)))
         done += len(results)
         if progress is not None:
             progress(done, len(sources))
-    if index is not None:
-        _record_index(index.root, records, jobs)
+    if indexes is not None:
+        for index, level_records in zip(indexes, records):
+            _record_index(index.root, index.context, level_records, jobs)
     summary.failures.sort(key=lambda failure: (failure.path, failure.line or 0))
     summary.seconds = time.perf_counter() - started
     return summary
