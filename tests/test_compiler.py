@@ -10,6 +10,7 @@ tree with PyCache active: every module must be a hit, none compiled.
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shutil
 import subprocess
@@ -233,6 +234,8 @@ class TestFailures:
         assert (summary.compiled, summary.failed) == (len(SOURCES) - 1, 1)
         assert str(summary.failures[0]).endswith("leaf.py: RuntimeError('surprise')")
 
+    # pytest-xdist's own threads make 3.12+ warn about fork; the command forks before any.
+    @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
     def test_a_dead_worker_fails_its_files(self, make_tree, monkeypatch):
         many = make_tree({f"m{i:03}.py": f"X = {i}\n" for i in range(40)}, root="many")
         options = compiler.Options(destination=compiler.IN_TREE)
@@ -312,7 +315,18 @@ class TestInTreeMatchesCPython:
         remove_pycs(tree)
         args = ("--in-tree", "--invalidation-mode", mode, "-O", "0,1,2", "tree")
         compile_cli(sandbox, *args, cwd=tree.parent, check_code=0)
-        assert pycs(tree) == expected
+        ours = pycs(tree)
+        if sys.version_info >= (3, 11):
+            assert ours == expected
+            return
+        # Before 3.11, marshal marks a string for back-references only when its
+        # reference count is above one, which depends on what else the compiling
+        # process holds: the bytes can differ in those flags alone. (compileall
+        # matches exactly below.) Same header, same code.
+        assert ours.keys() == expected.keys()
+        for name, data in expected.items():
+            assert ours[name][:16] == data[:16], name
+            assert marshal.loads(ours[name][16:]) == marshal.loads(data[16:]), name
 
     @pytest.mark.parametrize("mode", MODES)
     @pytest.mark.parametrize(

@@ -409,6 +409,10 @@ class _Worker:
                 size=st.st_size,
                 source=data,
             )
+            # Before 3.11, marshal writes a back-reference only for objects that
+            # something else also refers to, so this code object must be gone
+            # before the next level is compiled, as it is in py_compile.
+            del code
             target = pyc_path(source.path, level, options)
             link_to = None
             if options.hardlink_dupes and previous is not None and previous[0] == pyc:
