@@ -479,6 +479,7 @@ def _pending_work(
     """Stat every source; return what must go to the workers, and each one's stat."""
     work: list[tuple[int, Source, tuple[int, ...]]] = []
     stats: dict[int, tuple[os.stat_result, int]] = {}
+    stored: set[str] | None = None
     for position, source in enumerate(sources):
         now = time.time_ns()  # before the stat: the racy rule needs it so
         try:
@@ -492,13 +493,17 @@ def _pending_work(
         elif store is not None and indexes is not None:
             # Each level has its own index (its compile context): a source is
             # up to date when every level's record is trusted on this stat and
-            # its entry is still in the store.
-            if all(
-                _indexed(index, store, source.dfile, st) for index in indexes
-            ):  # dfile: the absolute path, for the store
-                summary.up_to_date += 1
+            # its entry is still in the store (gc may have removed it).
+            if stored is None:
+                stored = _stored_keys(store)
+            for index in indexes:
+                record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
+                key = trusted_key(record, st) if record is not None else None
+                if key is None or key.hex() not in stored:
+                    work.append((position, source, options.levels))
+                    break
             else:
-                work.append((position, source, options.levels))
+                summary.up_to_date += 1
         else:
             stale = _stale_levels(source, st, options)
             if stale:
@@ -508,10 +513,9 @@ def _pending_work(
     return work, stats
 
 
-def _indexed(index: PathIndex, store: LocalStore, path: str, st: os.stat_result) -> bool:
-    record = index.lookup(path)
-    key = trusted_key(record, st) if record is not None else None
-    return key is not None and os.path.exists(store.path_for(key.hex()))
+def _stored_keys(store: LocalStore) -> set[str]:
+    """Every key in ``store``: one listing per fan-out directory, not a stat per file."""
+    return set(store.iterate())
 
 
 def _run_batches(
