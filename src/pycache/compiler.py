@@ -24,14 +24,22 @@ into ``__pycache__`` (or under a ``sys.pycache_prefix``-style prefix) and
 
 from __future__ import annotations
 
-import dataclasses
 import marshal
 import os
 import re
 import sys
 import time
 from types import CodeType
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    NamedTuple,
+    Sequence,
+    TypeVar,
+)
 
 from . import _entry, _format, _fs
 from .index import PathIndex, make_record, trusted_key
@@ -70,8 +78,11 @@ DEFAULT_MAX_DEPTH = sys.getrecursionlimit()
 _COMPILED, _UP_TO_DATE, _FAILED = "compiled", "up to date", "failed"
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
+# NamedTuples and a plain class rather than dataclasses: importing dataclasses
+# (and inspect with it) would be a twentieth of a no-op rerun.
+
+
+class Options(NamedTuple):
     """What to compile and where; built by the command line, read by every worker."""
 
     destination: str = STORE
@@ -88,16 +99,17 @@ class Options:
     prependdir: str | None = None
 
 
-@dataclasses.dataclass(frozen=True)
-class Source:
+_DEFAULT_OPTIONS = Options()
+
+
+class Source(NamedTuple):
     """One source file to compile: its path, and the name its code objects carry."""
 
     path: str
     dfile: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     """A source that could not be compiled or written, as ``file:line: message``."""
 
     path: str
@@ -110,16 +122,18 @@ class Failure:
         return f"{self.path}:{self.line}: {self.message}"
 
 
-@dataclasses.dataclass
 class Summary:
     """What a run did. ``failures`` are sorted by path."""
 
-    files: int = 0
-    compiled: int = 0
-    up_to_date: int = 0
-    failed: int = 0
-    seconds: float = 0.0
-    failures: list[Failure] = dataclasses.field(default_factory=list)
+    __slots__ = ("compiled", "failed", "failures", "files", "seconds", "up_to_date")
+
+    def __init__(self, files: int = 0) -> None:
+        self.files = files
+        self.compiled = 0
+        self.up_to_date = 0
+        self.failed = 0
+        self.seconds = 0.0
+        self.failures: list[Failure] = []
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -215,7 +229,7 @@ def find_sources(
     max_depth: int = DEFAULT_MAX_DEPTH,
     exclude: re.Pattern[str] | None = None,
     limit_dir: str | None = None,
-    options: Options = Options(),
+    options: Options = _DEFAULT_OPTIONS,
     failures: list[Failure] | None = None,
 ) -> list[Source]:
     """Return the ``.py`` files under ``paths``, sorted within each directory.
