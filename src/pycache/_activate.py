@@ -55,6 +55,7 @@ def build_engine(config: "Config") -> "Engine":
         use_intree=config.intree,
         stats_path=stats_path,
         secret=config.secret,
+        max_size=config.max_size,
     )
 
 

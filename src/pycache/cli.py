@@ -245,6 +245,52 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from . import eviction
+    from .config import parse_size
+    from .exceptions import ConfigError
+    from .stores.local import LocalStore
+
+    config = _config()
+    store_dir = _store_dir(config)
+    try:
+        max_size = (
+            parse_size("--max-size", args.max_size)
+            if args.max_size is not None
+            else config.max_size
+        )
+    except ConfigError as exc:
+        raise _Fail(f"gc: {exc}") from exc
+    if args.max_age is not None and not args.max_age >= 0:
+        raise _Fail(f"gc: --max-age must be a number of days >= 0, not {args.max_age}")
+    max_age = args.max_age * 86400 if args.max_age is not None else None
+    store = LocalStore(store_dir, writable=not args.dry_run)
+    if not store.trusted:
+        raise _Fail(f"gc: not touching {store_dir}: it is not yours alone", EXIT_FAILED)
+    outcome = eviction.collect(store, max_size=max_size, max_age=max_age, dry_run=args.dry_run)
+    if args.json:
+        import json
+
+        print(json.dumps({**outcome.as_json(), "dry_run": args.dry_run}, indent=2))
+    elif not args.quiet:
+        verb = "would evict" if args.dry_run else "evicted"
+        limit = _human(max_size) if max_size is not None else "none"
+        print(
+            f"{verb} {outcome.evicted} of {outcome.entries_before} entries, "
+            f"freeing {_human(outcome.freed)}; store now {outcome.entries_after} entries, "
+            f"{_human(outcome.bytes_after)} (limit {limit})"
+        )
+        if outcome.temp_files_removed:
+            print(
+                f"{'would remove' if args.dry_run else 'removed'} "
+                f"{outcome.temp_files_removed} stale temp files"
+            )
+    if outcome.errors:
+        print(f"pycache: gc: {outcome.errors} entries could not be removed", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -278,6 +324,22 @@ def _parser() -> argparse.ArgumentParser:
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument("--reset", action="store_true", help="set the counters to zero")
     stats.set_defaults(func=cmd_stats)
+
+    gc = commands.add_parser(
+        "gc", help="evict least-recently-used entries to keep the store within its size"
+    )
+    gc.add_argument(
+        "--max-size",
+        metavar="SIZE",
+        help="size limit, e.g. 500M or 2G (default: PYCACHE_MAX_SIZE, else 1G; 0: none)",
+    )
+    gc.add_argument(
+        "--max-age", type=float, metavar="DAYS", help="also evict entries unused for DAYS days"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="report, remove nothing")
+    gc.add_argument("--json", action="store_true", help="print one JSON object")
+    gc.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it fails")
+    gc.set_defaults(func=cmd_gc)
 
     from . import compile_cmd  # `pycache compile`: arguments and output live there
 

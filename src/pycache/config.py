@@ -7,6 +7,7 @@
 ``PYCACHE_DEBUG``      ``1`` logs every hit, miss and fallback to stderr
 ``PYCACHE_READONLY``   ``1`` reads the store but never writes it
 ``PYCACHE_INTREE``     ``0`` ignores existing ``__pycache__`` pycs
+``PYCACHE_MAX_SIZE``   store size limit, enforced at exit (default ``1G``; ``0`` = none)
 ``PYCACHE_KEY``        a secret: sign entries with HMAC-SHA256, read only signed
 ``PYCACHE_KEY_FILE``   the same, the secret read from a file
 =====================  ========================================================
@@ -44,6 +45,10 @@ def parse_bool(name: str, value: "str | None", default: bool) -> bool:
     raise ConfigError(f"{name}={value!r} is not a boolean (use 1 or 0)")
 
 
+DEFAULT_MAX_SIZE = 1 << 30  # 1 GiB, like ccache's 5 GB default scaled to bytecode
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
 class Config:
     """Resolved settings. ``store_dir`` is ``None`` when no store location is known."""
 
@@ -51,6 +56,7 @@ class Config:
         "debug",
         "disabled",
         "intree",
+        "max_size",
         "problems",
         "readonly",
         "secret",
@@ -66,6 +72,7 @@ class Config:
         debug: bool = False,
         readonly: bool = False,
         intree: bool = True,
+        max_size: "int | None" = DEFAULT_MAX_SIZE,
         secret: "bytes | None" = None,
         secret_unusable: bool = False,
         problems: "tuple[str, ...]" = (),
@@ -75,6 +82,8 @@ class Config:
         self.debug = debug
         self.readonly = readonly
         self.intree = intree
+        #: The store's size limit in bytes (``None``: no limit).
+        self.max_size = max_size
         #: The entry-signing secret (``PYCACHE_KEY``/``PYCACHE_KEY_FILE``), if any.
         self.secret = secret
         #: A secret was asked for but cannot be had: the store must not be used.
@@ -98,6 +107,32 @@ def _default_store_dir(environ: "Mapping[str, str]") -> "str | None":
     if not home or not os.path.isabs(home):
         return None
     return os.path.join(home, ".cache", "pycache")
+
+
+def parse_size(name: str, value: str) -> "int | None":
+    """Return the byte count of ``value`` (``500M``, ``1.5G``, ``2GiB``, ``1048576``).
+
+    ``0`` means no limit (``None``). Units are binary (K = 1024). Raises
+    ``ConfigError`` for a negative or malformed size.
+    """
+    text = value.strip().upper()
+    for suffix in ("IB", "B"):
+        if text.endswith(suffix) and text[: -len(suffix)][-1:] in "KMGT":
+            text = text[: -len(suffix)]
+            break
+    unit = _SIZE_UNITS.get(text[-1:], None) if text[-1:].isalpha() else 1
+    number = text[:-1] if text[-1:].isalpha() else text
+    try:
+        size = float(number) * unit if unit is not None else -1.0
+    except ValueError:
+        size = -1.0
+    if unit is None or size < 0 or size != size or size == float("inf"):
+        from .exceptions import ConfigError
+
+        raise ConfigError(
+            f"{name}={value!r} is not a size (use e.g. 500M, 1.5G or a number of bytes)"
+        )
+    return int(size) or None
 
 
 def _read_secret(environ: "Mapping[str, str]") -> "bytes | None":
@@ -147,6 +182,15 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
         store_dir = os.path.abspath(os.path.expanduser(store_dir))
     else:
         store_dir = _default_store_dir(environ)
+    max_size: int | None = DEFAULT_MAX_SIZE
+    size_text = environ.get("PYCACHE_MAX_SIZE")
+    if size_text:
+        try:
+            max_size = parse_size("PYCACHE_MAX_SIZE", size_text)
+        except ValueError as exc:  # ConfigError
+            if strict:
+                raise
+            problems.append(f"{exc}; using the default, 1G")
     secret = None
     secret_unusable = False
     if environ.get("PYCACHE_KEY") or environ.get("PYCACHE_KEY_FILE"):
@@ -160,6 +204,7 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
             secret_unusable = True
     return Config(
         store_dir=store_dir,
+        max_size=max_size,
         secret=secret,
         secret_unusable=secret_unusable,
         disabled=boolean("PYCACHE_DISABLE", False),

@@ -70,9 +70,13 @@ class Engine:
         use_intree: bool = True,
         stats_path: "str | None" = None,
         secret: "bytes | None" = None,
+        max_size: "int | None" = None,
     ) -> None:
         self.store = store
         self.index = index
+        #: The store's size limit, checked at exit by processes that wrote entries.
+        self.max_size = max_size
+        self.bytes_written = 0
         #: With a secret, entries are signed when written and must be signed to be read.
         self.secret = secret
         self.counts: dict[str, int] = {}
@@ -258,7 +262,9 @@ class Engine:
     ) -> None:
         if not self.store.writable:
             return
-        if self.store.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code), self.secret)):
+        entry = _entry.encode_entry(key, marshal.dumps(code), self.secret)
+        if self.store.put(key.hex(), entry):
+            self.bytes_written += len(entry)
             self._count("store_writes")
             self.index.record(path, make_record(st, now, key))
         else:
@@ -276,16 +282,36 @@ class Engine:
         except Exception as exc:
             _debug.trace("index flush failed: %r", exc)
         counts = self.take_counts()
-        if self.stats_path is None or not counts:
+        if self.stats_path is not None and counts:
+            try:
+                from . import stats
+
+                stats.append(self.stats_path, counts)
+            except Exception as exc:
+                _debug.trace("cannot write stats to %s: %r", self.stats_path, exc)
+        self._enforce_size_limit()
+
+    def _enforce_size_limit(self) -> None:
+        """Trim the store if this process's writes took it over ``max_size``. Never raises.
+
+        Amortised: only processes that wrote entries get here, and they only add
+        to an estimate unless it passes the limit (see ``eviction``).
+        """
+        written, self.bytes_written = self.bytes_written, 0
+        root = getattr(self.store, "root", None)
+        if not written or self.max_size is None or root is None or not self.store.writable:
             return
         try:
-            from . import stats
+            from . import eviction
 
-            stats.append(self.stats_path, counts)
+            outcome = eviction.collect_if_due(root, self.max_size, written)
+            if outcome is not None:
+                _debug.trace("store over its limit: evicted %d entries", outcome.evicted)
         except Exception as exc:
-            _debug.trace("cannot write stats to %s: %r", self.stats_path, exc)
+            _debug.trace("cannot enforce the store size limit: %r", exc)
 
     def after_fork(self) -> None:
         """Forget the parent's unflushed counters and records in a forked child."""
         self.take_counts()
+        self.bytes_written = 0
         self.index.forget_pending()
