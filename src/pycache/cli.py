@@ -291,6 +291,82 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import verifier
+
+    if args.store:
+        from .stores.local import LocalStore
+
+        store_dir = _store_dir(_config())
+        store = LocalStore(store_dir, writable=args.repair)
+        if not store.trusted:
+            raise _Fail(f"verify: not touching {store_dir}: it is not yours alone", EXIT_FAILED)
+        reports = verifier.verify_store(store, repair=args.repair)
+        problems = [] if args.repair else reports
+    else:
+        if args.repair:
+            raise _Fail("verify: --repair goes with --store")
+        try:
+            reports = verifier.verify_paths(args.paths or ["."])
+        except OSError as exc:
+            raise _Fail(f"verify: {exc.filename}: {exc.strerror}") from exc
+        problems = [report for report in reports if report.status in verifier.PROBLEMS]
+    counts: dict[str, int] = {}
+    for report in reports:
+        counts[report.status] = counts.get(report.status, 0) + 1
+    if args.json:
+        import json
+
+        files = [report._asdict() for report in reports]
+        print(json.dumps({"files": files, "counts": counts, "repaired": args.repair}, indent=2))
+    else:
+        for report in reports:
+            if report.status != verifier.FRESH and not args.quiet:
+                print(f"{report.path}: {report.status}: {report.reason}")
+        if not args.quiet:
+            summary = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
+            what = "store problems" if args.store else "pycs"
+            verb = "removed" if args.repair else "found"
+            print(f"{len(reports)} {what} {verb}" + (f": {summary}" if summary else ""))
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    from . import cleaner
+
+    try:
+        removals = cleaner.clean(
+            args.paths or ["."],
+            dry_run=args.dry_run,
+            orphans_only=args.orphans_only,
+            include_sourceless=args.include_sourceless,
+        )
+    except OSError as exc:
+        raise _Fail(f"clean: {exc.filename}: {exc.strerror}") from exc
+    failed = [removal for removal in removals if removal.error]
+    freed = sum(removal.size for removal in removals if not removal.error)
+    verb = "would remove" if args.dry_run else "removed"
+    if args.json:
+        import json
+
+        report = {
+            "removed": [removal.path for removal in removals if not removal.error],
+            "failed": {removal.path: removal.error for removal in failed},
+            "files": len(removals) - len(failed),
+            "bytes": freed,
+            "dry_run": args.dry_run,
+        }
+        print(json.dumps(report, indent=2))
+    elif not args.quiet:
+        for removal in removals:
+            if not removal.error:
+                print(f"{verb} {removal.path} ({removal.why})")
+        print(f"{verb} {len(removals) - len(failed)} files, freeing {_human(freed)}")
+    for removal in failed:
+        print(f"pycache: clean: cannot remove {removal.path}: {removal.error}", file=sys.stderr)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -340,6 +416,33 @@ def _parser() -> argparse.ArgumentParser:
     gc.add_argument("--json", action="store_true", help="print one JSON object")
     gc.add_argument("-q", "--quiet", action="store_true", help="print nothing unless it fails")
     gc.set_defaults(func=cmd_gc)
+
+    verify = commands.add_parser(
+        "verify", help="say which pycs CPython would use, and whether the store is sound"
+    )
+    verify.add_argument("paths", nargs="*", metavar="PATH", help="trees or pycs (default: .)")
+    verify.add_argument(
+        "--store", action="store_true", help="check the store's entries and index files instead"
+    )
+    verify.add_argument("--repair", action="store_true", help="with --store: remove bad files")
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.add_argument("-q", "--quiet", action="store_true", help="print nothing; exit code only")
+    verify.set_defaults(func=cmd_verify)
+
+    clean = commands.add_parser(
+        "clean", help="remove __pycache__ directories, legacy and orphaned pycs"
+    )
+    clean.add_argument("paths", nargs="*", metavar="PATH", help="trees to clean (default: .)")
+    clean.add_argument("--dry-run", action="store_true", help="list what would go")
+    clean.add_argument("--orphans-only", action="store_true", help="only pycs whose source is gone")
+    clean.add_argument(
+        "--include-sourceless",
+        action="store_true",
+        help="also legacy pycs with no .py beside them (shipped on purpose by some)",
+    )
+    clean.add_argument("--json", action="store_true", help="print one JSON object")
+    clean.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    clean.set_defaults(func=cmd_clean)
 
     from . import compile_cmd  # `pycache compile`: arguments and output live there
 

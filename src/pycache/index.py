@@ -50,6 +50,7 @@ __all__ = [
     "GRANULARITY_NS",
     "PathIndex",
     "decode_index",
+    "decode_index_any",
     "encode_index",
     "make_record",
     "valid_record",
@@ -121,9 +122,23 @@ def decode_index(directory: str, data: bytes, context: bytes = b"") -> "Records"
     """Return the records of the index file ``data`` for ``directory`` in ``context``.
 
     Raises ``IndexFormatError`` if the file is truncated, fails its checksum,
-    was written for another directory or compile context, or is not a mapping. Individual records
-    are checked when they are looked up (``valid_record``), so that loading a
-    large directory's index costs no per-record work.
+    was written for another directory or compile context, or is not a
+    mapping. Individual records are checked when they are looked up
+    (``valid_record``), so that loading a large directory's index costs no
+    per-record work.
+    """
+    stored_directory, stored_context, records = decode_index_any(data)
+    if stored_directory != directory:
+        raise _error("index belongs to another directory")
+    if stored_context != context:
+        raise _error("index belongs to another compile context")
+    return records
+
+
+def decode_index_any(data: bytes) -> "tuple[object, object, Records]":
+    """Return ``(directory, context, records)`` of the index file ``data``, whoever it is for.
+
+    Raises ``IndexFormatError`` as ``decode_index`` does (for ``pycache verify --store``).
     """
     if len(data) < _HEADER_SIZE:
         raise _error(f"truncated index ({len(data)} bytes)")
@@ -136,13 +151,9 @@ def decode_index(directory: str, data: bytes, context: bytes = b"") -> "Records"
         stored_directory, stored_context, records = marshal.loads(payload)
     except Exception as exc:
         raise _error(f"bad index payload: {exc}") from exc
-    if stored_directory != directory:
-        raise _error("index belongs to another directory")
-    if stored_context != context:
-        raise _error("index belongs to another compile context")
     if type(records) is not dict:
         raise _error("malformed index records")
-    return records
+    return stored_directory, stored_context, records
 
 
 def _error(message: str) -> "IndexFormatError":
