@@ -367,6 +367,88 @@ def cmd_clean(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _source_of(pyc_path: str) -> str:
+    directory, name = os.path.split(os.path.abspath(pyc_path))
+    if os.path.basename(directory) == "__pycache__":
+        return os.path.join(os.path.dirname(directory), name.split(".", 1)[0] + ".py")
+    return os.path.splitext(os.path.join(directory, name))[0] + ".py"
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from . import inspector
+
+    failed = 0
+    results = []
+    for path in args.files:
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+            info = inspector.describe(data)
+        except OSError as exc:
+            print(f"pycache: inspect: {path}: {exc.strerror}", file=sys.stderr)
+            failed += 1
+            continue
+        except inspector.InspectError as exc:
+            print(f"pycache: inspect: {path}: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        info["path"] = path
+        source = _source_of(path)
+        try:
+            with open(source, "rb") as file:
+                st = os.fstat(file.fileno())
+                text = file.read()
+            info["source"] = source
+            info["freshness"] = inspector.freshness(
+                info, source=text, mtime=st.st_mtime, size=st.st_size
+            )
+        except OSError:
+            info["source"] = None
+        code = None
+        if info["loadable_here"]:
+            try:
+                code = inspector.load_code(data)
+            except inspector.InspectError as exc:
+                print(f"pycache: inspect: {path}: {exc}", file=sys.stderr)
+                failed += 1
+                continue
+            info["code"] = inspector.code_summary(code)
+        results.append(info)
+        if args.json:
+            continue
+        print(
+            f"{path}: CPython {info['version']} pyc (magic {info['magic']}, "
+            f"{info['magic_bytes']}), {info['header_size']}-byte header"
+        )
+        if "flags" in info:
+            print(f"  flags: {info['flags']:#x} ({info['mode']})")
+        if "source_hash" in info:
+            print(f"  source hash: {info['source_hash']}")
+        else:
+            size = f", size {info['source_size']} bytes" if "source_size" in info else ""
+            print(f"  source mtime: {info['source_mtime']} ({info['source_mtime_utc']}){size}")
+        if info["source"] is not None:
+            print(f"  source: {info['source']}: {info['freshness']}")
+        else:
+            print("  source: not found beside it")
+        if code is None:
+            here = inspector.running_version()
+            print(f"  needs CPython {info['version']} to load (this is {here})")
+        else:
+            print("  code:")
+            for line in info["code"]:
+                print(f"    {line}")
+            if args.dis:
+                import dis
+
+                dis.dis(code)
+    if args.json:
+        import json
+
+        print(json.dumps(results[0] if len(args.files) == 1 and results else results, indent=2))
+    return EXIT_USAGE if failed else EXIT_OK
+
+
 def _parser() -> argparse.ArgumentParser:
     import argparse
 
@@ -443,6 +525,12 @@ def _parser() -> argparse.ArgumentParser:
     clean.add_argument("--json", action="store_true", help="print one JSON object")
     clean.add_argument("-q", "--quiet", action="store_true", help="print only failures")
     clean.set_defaults(func=cmd_clean)
+
+    inspect = commands.add_parser("inspect", help="decode a pyc's header (any CPython) and code")
+    inspect.add_argument("files", nargs="+", metavar="FILE.pyc")
+    inspect.add_argument("--dis", action="store_true", help="disassemble (this Python's pycs)")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(func=cmd_inspect)
 
     from . import compile_cmd  # `pycache compile`: arguments and output live there
 
