@@ -15,7 +15,11 @@ import pytest
 from pycache import verifier
 from pycache.cli import main
 
-OTHER = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.9.*/bin/python3.9")))
+# A CPython other than the running one, to write a foreign pyc.
+_FOREIGN = "3.9" if sys.version_info[:2] != (3, 9) else "3.10"
+OTHER = sorted(
+    glob.glob(os.path.expanduser(f"~/.pyenv/versions/{_FOREIGN}.*/bin/python{_FOREIGN}"))
+)
 
 
 def _tree(tmp_path: Path) -> Path:
@@ -71,7 +75,7 @@ class TestVerdicts:
         assert "hash mismatch" in reports["hashed"].reason
         assert "recompiles it on every start" in reports["arrival"].reason
 
-    @pytest.mark.skipif(not OTHER, reason="no CPython 3.9 under ~/.pyenv")
+    @pytest.mark.skipif(not OTHER, reason=f"no CPython {_FOREIGN} under ~/.pyenv")
     def test_another_interpreters_pyc_is_stale(self, tmp_path):
         (tmp_path / "m.py").write_text("X = 1\n")
         subprocess.run([OTHER[-1], "-m", "py_compile", str(tmp_path / "m.py")], check=True)
