@@ -9,6 +9,11 @@
 ``PYCACHE_INTREE``     ``0`` ignores existing ``__pycache__`` pycs
 ``PYCACHE_KEY``        a secret: sign entries with HMAC-SHA256, read only signed
 ``PYCACHE_KEY_FILE``   the same, the secret read from a file
+``PYCACHE_REMOTE``     remote store URLs (``file:///``, ``redis://``, ``http(s)://``),
+                       separated by commas or spaces; ``?mode=rw`` per URL
+``PYCACHE_REMOTE_MODE``  ``ro`` (default) or ``rw`` for every remote
+``PYCACHE_REMOTE_TIMEOUT``  connect/request timeout in milliseconds (default 50)
+``PYCACHE_REMOTE_FLUSH_TIMEOUT``  seconds to wait for queued remote writes at exit (1)
 =====================  ========================================================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
@@ -53,6 +58,9 @@ class Config:
         "intree",
         "problems",
         "readonly",
+        "remote_flush_timeout",
+        "remote_timeout",
+        "remotes",
         "secret",
         "secret_unusable",
         "store_dir",
@@ -69,6 +77,9 @@ class Config:
         secret: "bytes | None" = None,
         secret_unusable: bool = False,
         problems: "tuple[str, ...]" = (),
+        remotes: "tuple[tuple[str, bool], ...]" = (),
+        remote_timeout: float = 0.05,
+        remote_flush_timeout: float = 1.0,
     ) -> None:
         self.store_dir = store_dir
         self.disabled = disabled
@@ -81,6 +92,12 @@ class Config:
         self.secret_unusable = secret_unusable
         #: What was wrong with the environment, for ``strict=False`` callers to report.
         self.problems = problems
+        #: ``(url, read_write)`` for each remote tier, in lookup order.
+        self.remotes = remotes
+        #: Seconds, for each remote connect and request.
+        self.remote_timeout = remote_timeout
+        #: Seconds the exit flush may wait for queued remote writes.
+        self.remote_flush_timeout = remote_flush_timeout
 
 
 def _default_store_dir(environ: "Mapping[str, str]") -> "str | None":
@@ -125,6 +142,56 @@ def _read_secret(environ: "Mapping[str, str]") -> "bytes | None":
     return secret
 
 
+_MODES = {"ro": False, "rw": True}
+_SCHEMES = ("file://", "redis://", "rediss://", "http://", "https://")
+
+
+def parse_remotes(value: str, default_rw: bool) -> "tuple[tuple[str, bool], ...]":
+    """Return ``(url, read_write)`` pairs for ``PYCACHE_REMOTE``.
+
+    A URL may carry ``mode=ro`` or ``mode=rw`` in its query, which wins over
+    ``default_rw``; the option is removed from the URL. Raises ``ConfigError``.
+    """
+    from .exceptions import ConfigError
+
+    remotes = []
+    for url in value.replace(",", " ").split():
+        lowered = url.lower()
+        if not lowered.startswith(_SCHEMES) or len(url.partition("://")[2]) == 0:
+            raise ConfigError(
+                f"PYCACHE_REMOTE: {url!r} is not a file://, redis:// or http(s):// URL"
+            )
+        if lowered.startswith("file://") and not url[7:].startswith("/"):
+            raise ConfigError(f"PYCACHE_REMOTE: {url!r} needs an absolute path (file:///...)")
+        read_write = default_rw
+        base, sep, query = url.partition("?")
+        if sep:
+            kept = []
+            for option in query.split("&"):
+                name, _, mode = option.partition("=")
+                if name == "mode":
+                    if mode not in _MODES:
+                        raise ConfigError(f"PYCACHE_REMOTE: {url!r}: mode must be ro or rw")
+                    read_write = _MODES[mode]
+                elif option:
+                    kept.append(option)
+            url = base + ("?" + "&".join(kept) if kept else "")
+        remotes.append((url, read_write))
+    return tuple(remotes)
+
+
+def _parse_seconds(name: str, value: str, scale: float) -> float:
+    from .exceptions import ConfigError
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise ConfigError(f"{name}={value!r} is not a non-negative number")
+    return number * scale
+
+
 def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Config":
     """Return the configuration described by ``environ``.
 
@@ -158,7 +225,47 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
             # Never fall back to trusting unsigned entries: leave the store alone.
             problems.append(f"{exc}; not using the store")
             secret_unusable = True
+    remote_timeout = 0.05
+    remote_flush_timeout = 1.0
+    remotes: tuple[tuple[str, bool], ...] = ()
+    if environ.get("PYCACHE_REMOTE", "").strip():
+        for name, scale in (
+            ("PYCACHE_REMOTE_TIMEOUT", 0.001),
+            ("PYCACHE_REMOTE_FLUSH_TIMEOUT", 1.0),
+        ):
+            value = environ.get(name, "").strip()
+            if not value:
+                continue
+            try:
+                seconds = _parse_seconds(name, value, scale)
+            except ValueError as exc:
+                if strict:
+                    raise
+                problems.append(f"{exc}; using the default")
+                continue
+            if scale == 1.0:
+                remote_flush_timeout = seconds
+            else:
+                remote_timeout = seconds
+        mode = environ.get("PYCACHE_REMOTE_MODE", "").strip().lower() or "ro"
+        if mode not in _MODES:
+            from .exceptions import ConfigError
+
+            problem = ConfigError(f"PYCACHE_REMOTE_MODE={mode!r} is not ro or rw")
+            if strict:
+                raise problem
+            problems.append(f"{problem}; using ro")
+            mode = "ro"
+        try:
+            remotes = parse_remotes(environ["PYCACHE_REMOTE"], _MODES[mode])
+        except ValueError as exc:
+            if strict:
+                raise
+            problems.append(f"{exc}; not using remote stores")
     return Config(
+        remotes=remotes,
+        remote_timeout=remote_timeout,
+        remote_flush_timeout=remote_flush_timeout,
         store_dir=store_dir,
         secret=secret,
         secret_unusable=secret_unusable,

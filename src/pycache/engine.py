@@ -79,6 +79,10 @@ class Engine:
         self._context = context
         self.use_intree = use_intree
         self.stats_path = stats_path
+        #: Seconds ``flush`` may wait for queued remote writes (a ``TieredStore``).
+        self.remote_flush_timeout = 1.0
+        #: A tiered store's ``backfill``: called only with entries that passed the checks.
+        self._backfill = getattr(store, "backfill", None)
 
     @property
     def context(self) -> bytes:
@@ -186,6 +190,8 @@ class Engine:
             _debug.trace("%s entry %s for %s: %s; removing it", status, hex_key, path, exc)
             self.store.delete(hex_key)  # its replacement is written once compiled
             return None, status
+        if self._backfill is not None:
+            self._backfill(hex_key, data)
         _fix_co_filename(code, path)
         return code, _HIT
 
@@ -276,6 +282,13 @@ class Engine:
         except Exception as exc:
             _debug.trace("index flush failed: %r", exc)
         counts = self.take_counts()
+        if self._backfill is not None:  # a TieredStore: bounded wait for the remote queue
+            try:
+                self.store.flush(self.remote_flush_timeout)  # type: ignore[attr-defined]
+                for name, value in self.store.take_counts().items():  # type: ignore[attr-defined]
+                    counts[name] = counts.get(name, 0) + value
+            except Exception as exc:
+                _debug.trace("remote flush failed: %r", exc)
         if self.stats_path is None or not counts:
             return
         try:
@@ -289,3 +302,5 @@ class Engine:
         """Forget the parent's unflushed counters and records in a forked child."""
         self.take_counts()
         self.index.forget_pending()
+        if self._backfill is not None:
+            self.store.after_fork()  # type: ignore[attr-defined]

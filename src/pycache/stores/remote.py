@@ -1,0 +1,49 @@
+"""Open a remote store from its URL: ``file:///``, ``redis://``, ``http(s)://``.
+
+Backends are imported only when such a URL is configured.
+"""
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .base import Store
+
+__all__ = ["open_remote", "redact"]
+
+SCHEMES = ("file", "redis", "rediss", "http", "https")
+
+
+def open_remote(url: str, timeout: float, *, writable: bool) -> "Store":
+    """Return the store for ``url``. Raises ``ValueError`` for an unknown scheme."""
+    scheme = url.partition("://")[0].lower()
+    if scheme == "file":
+        from urllib.parse import unquote, urlsplit
+
+        from .shared import SharedDirStore
+
+        return SharedDirStore(unquote(urlsplit(url).path), writable=writable)
+    store: Store
+    if scheme in ("redis", "rediss"):
+        from .redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
+
+        store = RedisStore.from_url(url, timeout=timeout)
+    elif scheme in ("http", "https"):
+        from .http import HTTPStore  # type: ignore[import-not-found,unused-ignore]
+
+        store = HTTPStore.from_url(url, timeout=timeout)
+    else:
+        raise ValueError(f"unsupported remote URL {redact(url)!r}")
+    return store
+
+
+def redact(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        userinfo = userinfo.partition(":")[0] + ":***"
+    elif at and scheme.startswith("redis"):
+        userinfo = "***"
+    return f"{scheme}{sep}{userinfo}{at}{host}{slash}{path}"
