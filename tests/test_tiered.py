@@ -305,3 +305,48 @@ class TestConfig:
         )
         assert isinstance(tiered.store, TieredStore) and len(tiered.store.remotes) == 1
         os.environ.get("PATH")  # noqa: B018
+
+
+class TestCommandLine:
+    def test_status_stats_and_push(self, sandbox, make_tree, run_py, pycache_cli, tmp_path):
+        tree = make_tree(TREE)
+        main = sandbox.script(MAIN)
+        run_py([main], pythonpath=[tree], env={"PYCACHE_REMOTE": None})
+        shared = tmp_path / "shared"
+        shared.mkdir()
+        env = _remote_env(shared, "ro")
+        env["PYCACHE_REMOTE"] = f"file://{shared} file://{tmp_path}/absent?mode=rw"
+        status = pycache_cli("status", "--json", env=env).json()
+        assert [(t["mode"], t["answers"]) for t in status["remotes"]] == [  # type: ignore[index]
+            ("ro", True),
+            ("rw", False),
+        ]
+        text = pycache_cli("status", env=env).stdout
+        assert f"file://{shared} (ro) answers" in text
+        redis = pycache_cli("status", env={"PYCACHE_REMOTE": "redis://u:pw@127.0.0.1:1/0"})
+        assert "redis://u:***@127.0.0.1:1/0" in redis.stdout and "pw" not in redis.stdout
+        # Nothing read-write configured: a usage error.
+        read_only = _remote_env(shared, "ro")
+        assert pycache_cli("push", env=read_only, check=False).returncode == 2
+        bad = pycache_cli("push", "--remote", "ftp://x", env=env, check=False)
+        assert bad.returncode == 2 and bad.stderr.startswith("pycache: ")
+        pushed = pycache_cli("push", "--remote", f"file://{shared}", env=env)
+        assert "3 pushed, 0 already there, 0 failed" in pushed.stdout
+        again = pycache_cli("push", "--remote", f"file://{shared}", env=env)
+        assert "0 pushed, 3 already there" in again.stdout
+        assert len(sandbox.entry_files(shared)) == 3
+        (tmp_path / "file").write_text("x")
+        failed = pycache_cli("push", "--remote", f"file://{tmp_path}/file", env=env, check=False)
+        assert failed.returncode == 1 and "3 failed" in failed.stdout
+        # A fresh store reading the pushed remote: remote hits show in stats.
+        fresh = {**_remote_env(shared, "ro"), "PYCACHE_DIR": str(tmp_path / "fresh")}
+        run_py([main], pythonpath=[tree], env=fresh)
+        stats = pycache_cli("stats", env=fresh).stdout
+        assert "remote tiers:" in stats and "hits remote" in stats
+        assert "remote tiers:" not in pycache_cli("stats", env={"PYCACHE_REMOTE": None}).stdout
+
+    def test_bad_remote_settings_exit_2(self, pycache_cli):
+        run = pycache_cli(
+            "status", env={"PYCACHE_REMOTE_MODE": "x", "PYCACHE_REMOTE": "file:///a"}, check=False
+        )
+        assert run.returncode == 2 and "PYCACHE_REMOTE_MODE" in run.stderr
