@@ -13,17 +13,15 @@ see a whole old entry or a whole new one.
 
 import os
 import socket
-import threading
 
-from .. import _debug
+from .. import _debug, _fs
+from .local import iterate_entries
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator
 
 __all__ = ["SharedDirStore"]
-
-_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
 class SharedDirStore:
@@ -50,24 +48,9 @@ class SharedDirStore:
         if not self.writable:
             return False
         path = self.path_for(key)
-        tmp = f"{path}.{self._host}.{os.getpid()}.{threading.get_ident()}.tmp"
         try:
             os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-            try:
-                fd = os.open(tmp, _FLAGS, 0o644)
-            except FileExistsError:  # left by a killed process with our host, pid and thread
-                os.unlink(tmp)
-                fd = os.open(tmp, _FLAGS, 0o644)
-            try:
-                with os.fdopen(fd, "wb") as file:
-                    file.write(data)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            _fs.write_atomic(path, data, 0o644, tag=self._host + ".")
             return True
         except OSError as exc:
             _debug.trace("cannot write shared entry %s: %s", key, exc)
@@ -85,19 +68,9 @@ class SharedDirStore:
 
     def iterate(self) -> "Iterator[str]":
         try:
-            fans = sorted(os.listdir(self.entries_dir))
-        except OSError:
-            return
-        for fan in fans:
-            if len(fan) != 2:
-                continue
-            try:
-                names = os.listdir(os.path.join(self.entries_dir, fan))
-            except OSError:
-                continue
-            for name in names:
-                if not name.endswith(".tmp"):
-                    yield fan + name
+            yield from iterate_entries(self.entries_dir)
+        except OSError as exc:  # an unreadable mount: nothing to list
+            _debug.trace("cannot list %s: %s", self.entries_dir, exc)
 
     def probe(self) -> bool:
         """Say whether the directory answers."""
