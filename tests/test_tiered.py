@@ -350,3 +350,44 @@ class TestCommandLine:
             "status", env={"PYCACHE_REMOTE_MODE": "x", "PYCACHE_REMOTE": "file:///a"}, check=False
         )
         assert run.returncode == 2 and "PYCACHE_REMOTE_MODE" in run.stderr
+
+
+class TestConfigFile:
+    def test_file_settings_under_the_environment(self, tmp_path):
+        path = tmp_path / "xdg" / "pycache" / "config"
+        path.parent.mkdir(parents=True)
+        path.write_text(
+            "# team settings\nPYCACHE_REMOTE = file:///srv/cache\n"
+            "PYCACHE_REMOTE_MODE=rw\n\nPYCACHE_READONLY = 1\n"
+        )
+        environ = {"XDG_CONFIG_HOME": str(tmp_path / "xdg"), "PYCACHE_DIR": "/s"}
+        config = from_environ(environ, strict=True)
+        assert config.remotes == (("file:///srv/cache", True),) and config.readonly
+        config = from_environ({**environ, "PYCACHE_REMOTE_MODE": "ro"}, strict=True)
+        assert config.remotes == (("file:///srv/cache", False),)
+        other = tmp_path / "other"
+        other.write_text("PYCACHE_REMOTE = file:///x\n")
+        config = from_environ({**environ, "PYCACHE_CONFIG": str(other)}, strict=True)
+        assert config.remotes == (("file:///x", False),) and not config.readonly
+
+    @pytest.mark.parametrize("text", ["PYCACHE_DISABLE = 1\n", "just words\n", "OTHER=1\n"])
+    def test_bad_lines(self, tmp_path, text):
+        path = tmp_path / "config"
+        path.write_text(text)
+        environ = {"PYCACHE_CONFIG": str(path), "PYCACHE_DIR": "/s"}
+        with pytest.raises(ValueError, match=f"{path}:1"):
+            from_environ(environ, strict=True)
+        assert len(from_environ(environ).problems) == 1
+
+    def test_an_absent_file_is_fine_unless_named(self, tmp_path):
+        assert from_environ({"HOME": str(tmp_path)}, strict=True).remotes == ()
+        with pytest.raises(ValueError):
+            from_environ({"PYCACHE_CONFIG": str(tmp_path / "nope")}, strict=True)
+
+    def test_an_interpreter_reads_it(self, sandbox, make_tree, run_py, read_stats, tmp_path):
+        tree = make_tree(TREE)
+        main = sandbox.script(MAIN)
+        config = tmp_path / "config"
+        config.write_text(f"PYCACHE_REMOTE = file://{tmp_path}/shared?mode=rw\n")
+        run_py([main], pythonpath=[tree], env={"PYCACHE_CONFIG": str(config)})
+        assert len(sandbox.entry_files(tmp_path / "shared")) == 3

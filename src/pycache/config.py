@@ -14,6 +14,9 @@
 ``PYCACHE_REMOTE_MODE``  ``ro`` (default) or ``rw`` for every remote
 ``PYCACHE_REMOTE_TIMEOUT``  connect/request timeout in milliseconds (default 50)
 ``PYCACHE_REMOTE_FLUSH_TIMEOUT``  seconds to wait for queued remote writes at exit (1)
+``PYCACHE_CONFIG``     the config file (default ``$XDG_CONFIG_HOME/pycache/config``,
+                       else ``~/.config/pycache/config``): ``NAME = value`` lines
+                       with the names above; the environment wins
 =====================  ========================================================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
@@ -192,6 +195,73 @@ def _parse_seconds(name: str, value: str, scale: float) -> float:
     return number * scale
 
 
+#: The settings a config file may hold (``PYCACHE_DISABLE`` and ``PYCACHE_DEBUG``
+#: are read before it is, so they only work from the environment).
+FILE_SETTINGS = frozenset(
+    {
+        "PYCACHE_DIR",
+        "PYCACHE_READONLY",
+        "PYCACHE_INTREE",
+        "PYCACHE_KEY",
+        "PYCACHE_KEY_FILE",
+        "PYCACHE_REMOTE",
+        "PYCACHE_REMOTE_MODE",
+        "PYCACHE_REMOTE_TIMEOUT",
+        "PYCACHE_REMOTE_FLUSH_TIMEOUT",
+    }
+)
+
+
+def config_file_path(environ: "Mapping[str, str]") -> "str | None":
+    """Return where the config file is looked for: ``$PYCACHE_CONFIG``, else the XDG place."""
+    explicit = environ.get("PYCACHE_CONFIG")
+    if explicit:
+        return os.path.expanduser(explicit)
+    xdg = environ.get("XDG_CONFIG_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "pycache", "config")
+    home = environ.get("HOME")
+    if home and os.path.isabs(home):
+        return os.path.join(home, ".config", "pycache", "config")
+    return None
+
+
+def parse_config_text(text: str, where: str) -> "dict[str, str]":
+    """Parse ``NAME = value`` lines (``#`` starts a comment line). Raises ``ConfigError``."""
+    from .exceptions import ConfigError
+
+    settings = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or name not in FILE_SETTINGS:
+            raise ConfigError(f"{where}:{number}: expected NAME = value with a PYCACHE_ setting")
+        settings[name] = value.strip()
+    return settings
+
+
+def _with_config_file(environ: "Mapping[str, str]") -> "Mapping[str, str]":
+    """Return ``environ`` over the config file's settings (the environment wins)."""
+    path = config_file_path(environ)
+    if path is None:
+        return environ
+    try:
+        with open(path, "rb") as file:
+            data = file.read(1 << 20)
+    except OSError as exc:
+        if environ.get("PYCACHE_CONFIG"):  # named, so it must be there
+            from .exceptions import ConfigError
+
+            raise ConfigError(f"cannot read PYCACHE_CONFIG={path!r}: {exc.strerror}") from None
+        return environ
+    settings = parse_config_text(data.decode("utf-8", "replace"), path)
+    settings.update(environ)
+    return settings
+
+
 def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Config":
     """Return the configuration described by ``environ``.
 
@@ -199,6 +269,12 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
     otherwise the default is used and the problem listed in ``Config.problems``.
     """
     problems: list[str] = []
+    try:
+        environ = _with_config_file(environ)
+    except ValueError as exc:  # ConfigError
+        if strict:
+            raise
+        problems.append(f"{exc}; ignoring the config file")
 
     def boolean(name: str, default: bool) -> bool:
         try:
