@@ -391,3 +391,28 @@ class TestConfigFile:
         config.write_text(f"PYCACHE_REMOTE = file://{tmp_path}/shared?mode=rw\n")
         run_py([main], pythonpath=[tree], env={"PYCACHE_CONFIG": str(config)})
         assert len(sandbox.entry_files(tmp_path / "shared")) == 3
+
+
+class Slow(MemoryStore):
+    """A remote that answers "miss" only after its timeout, like a backend that timed out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def get(self, key: str) -> bytes | None:
+        self.calls += 1
+        threading.Event().wait(0.02)
+        return None
+
+
+def test_a_remote_that_keeps_timing_out_is_given_up(tmp_path):
+    slow = Slow()
+    store = TieredStore(
+        LocalStore(str(tmp_path / "local")),
+        [Remote(slow, "slow", read_write=False)],
+        timeout=0.01,
+    )
+    for _ in range(10):
+        assert store.get("ab" * 16) is None
+    assert slow.calls == 3 and store.take_counts() == {"remote_errors": 1}

@@ -78,7 +78,7 @@ def _tiered(local: "Store", config: "Config") -> "TieredStore":
             _debug.trace("cannot use remote %s: %r", redact(url), exc)
             continue
         remotes.append(Remote(remote, redact(url), read_write=read_write))
-    return TieredStore(local, remotes)
+    return TieredStore(local, remotes, timeout=config.remote_timeout)
 
 
 def _engine_from_environment() -> "Engine":

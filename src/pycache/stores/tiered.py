@@ -9,8 +9,9 @@ A write goes to the local store at once and to every read-write remote
 through a bounded queue drained by one daemon thread, started on the first
 remote write. When the queue is full the entry is dropped (and counted). At
 exit ``flush`` waits a bounded time for the queue, then gives up. A remote
-whose ``get`` or ``put`` raises is dropped for the rest of the process (the
-backends have their own breakers for timeouts). After ``fork`` the child
+whose ``get`` or ``put`` raises, or whose reads take the whole timeout
+``SLOW_LIMIT`` times in a row, is dropped for the rest of the process (the
+backends have their own breakers as well). After ``fork`` the child
 forgets the parent's queue and thread.
 """
 
@@ -30,18 +31,22 @@ __all__ = ["Remote", "TieredStore"]
 
 #: Entries waiting for the remotes, at most.
 QUEUE_LIMIT = 256
+#: Consecutive reads that take the whole timeout before a remote is given up.
+SLOW_LIMIT = 3
 
 
 class Remote:
     """One remote tier: its store, its URL (for display) and whether we write to it."""
 
-    __slots__ = ("failed", "read_write", "store", "url")
+    __slots__ = ("failed", "read_write", "slow", "store", "url")
 
     def __init__(self, store: "Store", url: str, *, read_write: bool) -> None:
         self.store = store
         self.url = url
         self.read_write = read_write
         self.failed = False
+        #: Consecutive reads that took the whole timeout.
+        self.slow = 0
 
 
 class TieredStore:
@@ -53,10 +58,13 @@ class TieredStore:
         remotes: "list[Remote]",
         *,
         queue_limit: int = QUEUE_LIMIT,
+        timeout: "float | None" = None,
     ) -> None:
         self.local = local
         self.remotes = remotes
         self.queue_limit = queue_limit
+        #: Reads taking this long count as failures (``None``: never).
+        self.timeout = timeout
         self.counts: dict[str, int] = {}
         self._remote_hit: tuple[str, bytes] | None = None
         self._reset_queue()
@@ -91,11 +99,18 @@ class TieredStore:
         for remote in self.remotes:
             if remote.failed:
                 continue
+            started = time.monotonic()
             try:
                 data = remote.store.get(key)
             except Exception as exc:
                 self._fail(remote, exc)
                 continue
+            if self.timeout is not None and time.monotonic() - started >= self.timeout:
+                remote.slow += 1  # a backend that answers "miss" after timing out
+                if remote.slow >= SLOW_LIMIT:
+                    self._fail(remote, TimeoutError(f"{SLOW_LIMIT} reads timed out"))
+            else:
+                remote.slow = 0
             if data is not None:
                 self._remote_hit = (key, data)
                 return data
