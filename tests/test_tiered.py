@@ -416,3 +416,44 @@ def test_a_remote_that_keeps_timing_out_is_given_up(tmp_path):
     for _ in range(10):
         assert store.get("ab" * 16) is None
     assert slow.calls == 3 and store.take_counts() == {"remote_errors": 1}
+
+
+def test_many_writers_on_one_shared_directory_leave_whole_entries(tmp_path):
+    # Several "hosts" (stores with other host names) and threads write the same
+    # key at once; every read sees one whole payload, and no temp file is left.
+    root = str(tmp_path / "shared")
+    writers = []
+    for host in ("alpha", "beta", "gamma"):
+        store = SharedDirStore(root)
+        store._host = host
+        writers.append(store)
+    payloads = [bytes([n]) * 50_000 for n in range(6)]
+    reader = SharedDirStore(root)
+    seen: set[bytes] = set()
+    stop = threading.Event()
+
+    def write(store: SharedDirStore, payload: bytes) -> None:
+        for _ in range(30):
+            assert store.put("ab" * 16, payload)
+
+    def read() -> None:
+        while not stop.is_set():
+            data = reader.get("ab" * 16)
+            if data is not None:
+                seen.add(data)
+
+    reading = threading.Thread(target=read)
+    reading.start()
+    threads = [
+        threading.Thread(target=write, args=(writers[n % 3], payload))
+        for n, payload in enumerate(payloads)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    reading.join()
+    seen.add(reader.get("ab" * 16) or b"")
+    assert seen <= set(payloads)
+    assert [p.name for p in Path(root, "entries", "ab").iterdir()] == ["ab" * 15]
