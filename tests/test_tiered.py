@@ -457,3 +457,25 @@ def test_many_writers_on_one_shared_directory_leave_whole_entries(tmp_path):
     seen.add(reader.get("ab" * 16) or b"")
     assert seen <= set(payloads)
     assert [p.name for p in Path(root, "entries", "ab").iterdir()] == ["ab" * 15]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_writes_its_own_entries(sandbox, make_tree, run_py, read_stats, tmp_path):
+    tree = make_tree(TREE)
+    script = sandbox.script(
+        "import os, sys\n"
+        "import pkg.one\n"  # the parent's writer thread is running now
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    import pkg.two\n"
+        "    print(pkg.two.DOUBLE)\n"
+        "    sys.exit(0)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "print(status)\n"
+    )
+    remote = tmp_path / "shared"
+    run = run_py([script], pythonpath=[tree], env=_remote_env(remote, "rw"))
+    assert sorted(run.stdout.split()) == ["0", "2"]
+    assert len(sandbox.entry_files(remote)) == 3
+    stats = read_stats()
+    assert stats["remote_writes"] == stats["compiles"] == 3  # none written twice

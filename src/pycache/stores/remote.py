@@ -16,11 +16,14 @@ def open_remote(url: str, timeout: float, *, writable: bool) -> "Store":
     """Return the store for ``url``. Raises ``ValueError`` for an unknown scheme."""
     scheme = url.partition("://")[0].lower()
     if scheme == "file":
-        from urllib.parse import unquote, urlsplit
-
         from .shared import SharedDirStore
 
-        return SharedDirStore(unquote(urlsplit(url).path), writable=writable)
+        path = url[7:].partition("?")[0].partition("#")[0]
+        if "%" in path:  # urllib.parse is not cheap at start-up: only when needed
+            from urllib.parse import unquote
+
+            path = unquote(path)
+        return SharedDirStore(path, writable=writable)
     store: Store
     if scheme in ("redis", "rediss"):
         from .redis import RedisStore  # type: ignore[import-not-found,unused-ignore]
