@@ -12,7 +12,6 @@ see a whole old entry or a whole new one.
 """
 
 import os
-import socket
 
 from .. import _debug, _fs
 from .local import iterate_entries
@@ -24,6 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["SharedDirStore"]
 
 
+def _host_name() -> str:
+    try:
+        return os.uname().nodename  # cheaper to reach at start-up than socket.gethostname
+    except AttributeError:  # Windows
+        return os.environ.get("COMPUTERNAME", "")
+
+
 class SharedDirStore:
     """A ``Store`` in a directory shared between hosts. ``get`` and ``put`` never raise."""
 
@@ -31,7 +37,7 @@ class SharedDirStore:
         self.root = root
         self.entries_dir = os.path.join(root, "entries")
         self.writable = writable
-        self._host = socket.gethostname().replace(os.sep, "_") or "host"
+        self._host = _host_name().replace(os.sep, "_") or "host"
 
     def path_for(self, key: str) -> str:
         """Return the file that holds ``key``."""
