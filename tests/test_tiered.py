@@ -479,3 +479,13 @@ def test_a_forked_child_writes_its_own_entries(sandbox, make_tree, run_py, read_
     assert len(sandbox.entry_files(remote)) == 3
     stats = read_stats()
     assert stats["remote_writes"] == stats["compiles"] == 3  # none written twice
+
+
+def test_a_read_only_remote_does_not_import_threading(sandbox, make_tree, run_py, tmp_path):
+    tree = make_tree(TREE)
+    script = sandbox.script("import sys, pkg.two\nprint('threading' in sys.modules)\n")
+    run = run_py([script], pythonpath=[tree], env=_remote_env(tmp_path / "shared", "ro"))
+    assert run.stdout == "False\n"
+    fresh = _remote_env(tmp_path / "other", "rw", PYCACHE_DIR=str(tmp_path / "fresh"))
+    rw = run_py([script], pythonpath=[tree], env=fresh)
+    assert rw.stdout == "True\n"  # the writer thread, started by the first write

@@ -243,7 +243,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print("remote tiers:")
         for name in stats.COUNTERS:
             if "remote" in name:
-                print(f"  {name.replace('_', ' '):<18}{totals[name]:>10}")
+                print(f"  {name.replace('_', ' '):<20}{totals[name]:>10}")
     return EXIT_OK
 
 

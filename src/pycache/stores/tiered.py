@@ -16,13 +16,13 @@ forgets the parent's queue and thread.
 """
 
 import collections
-import threading
 import time
 
 from .. import _debug
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
     from typing import Deque, Iterator
 
     from .base import Store
@@ -71,7 +71,8 @@ class TieredStore:
 
     def _reset_queue(self) -> None:
         self._queue: Deque[tuple[str, bytes]] = collections.deque()
-        self._cond = threading.Condition()
+        # threading is imported on the first remote write, not at start-up.
+        self._cond: threading.Condition | None = None
         self._busy = 0
         self._thread: threading.Thread | None = None
 
@@ -134,12 +135,18 @@ class TieredStore:
         return written
 
     def _enqueue(self, key: str, data: bytes) -> None:
+        if self._cond is None:
+            import threading
+
+            self._cond = threading.Condition()
         with self._cond:
             if len(self._queue) >= self.queue_limit:
                 self._count("remote_write_drops")
                 return
             self._queue.append((key, data))
             if self._thread is None:
+                import threading
+
                 self._thread = threading.Thread(
                     target=self._drain, name="pycache-remote-writer", daemon=True
                 )
@@ -148,6 +155,7 @@ class TieredStore:
 
     def _drain(self) -> None:
         cond = self._cond
+        assert cond is not None
         while True:
             with cond:
                 while not self._queue:
@@ -182,6 +190,8 @@ class TieredStore:
     def flush(self, timeout: float) -> bool:
         """Wait at most ``timeout`` seconds for queued remote writes; say whether all went."""
         deadline = time.monotonic() + timeout
+        if self._cond is None:
+            return True  # nothing was ever queued
         with self._cond:
             while self._queue or self._busy:
                 if self._thread is None or not self._thread.is_alive():
