@@ -27,6 +27,12 @@ COUNTERS = {
     "compiles",
     "store_writes",
     "store_write_errors",
+    "hits_remote",
+    "remote_backfills",
+    "remote_writes",
+    "remote_write_errors",
+    "remote_write_drops",
+    "remote_errors",
 }
 MODULES = 6
 # Imports exactly MODULES source modules and nothing else from source.

@@ -15,6 +15,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .config import Config
     from .engine import Engine
+    from .stores.base import Store
+    from .stores.tiered import TieredStore
 
 __all__ = ["activate", "active_engine", "build_engine", "deactivate", "is_active"]
 
@@ -48,7 +50,9 @@ def build_engine(config: "Config") -> "Engine":
         else:
             index = PathIndex("", context=context, writable=False)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
-    return Engine(
+    if config.remotes and not config.secret_unusable:
+        store = _tiered(store, config)  # type: ignore[assignment]
+    engine = Engine(
         store,
         index,
         context=context,
@@ -57,6 +61,25 @@ def build_engine(config: "Config") -> "Engine":
         secret=config.secret,
         max_size=config.max_size,
     )
+    engine.remote_flush_timeout = config.remote_flush_timeout
+    return engine
+
+
+def _tiered(local: "Store", config: "Config") -> "TieredStore":
+    """Put ``local`` in front of the configured remotes (those that can be opened)."""
+    from . import _debug
+    from .stores.remote import open_remote, redact
+    from .stores.tiered import Remote, TieredStore
+
+    remotes = []
+    for url, read_write in config.remotes:
+        try:
+            remote = open_remote(url, config.remote_timeout, writable=read_write)
+        except Exception as exc:  # a missing backend or client library: carry on without it
+            _debug.trace("cannot use remote %s: %r", redact(url), exc)
+            continue
+        remotes.append(Remote(remote, redact(url), read_write=read_write))
+    return TieredStore(local, remotes, timeout=config.remote_timeout)
 
 
 def _engine_from_environment() -> "Engine":

@@ -123,13 +123,16 @@ def read_fd_rest(fd: int, data: bytes) -> bytes:
         chunks.append(chunk)
 
 
-def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: str, data: bytes, mode: int = 0o600, *, tag: str = "") -> None:
     """Replace ``path`` with ``data`` atomically; create its directory if needed.
+
+    The temp file is named by pid and thread, and by ``tag`` (a host name, for
+    directories several hosts write).
 
     Raises ``OSError`` on failure (full disk, read-only store, permission
     denied); the temp file is removed before the error propagates.
     """
-    tmp = f"{path}.{os.getpid()}.{_thread.get_ident()}.tmp"
+    tmp = f"{path}.{tag}{os.getpid()}.{_thread.get_ident()}.tmp"
     try:
         fd = os.open(tmp, _CREATE_FLAGS, mode)
     except FileNotFoundError:

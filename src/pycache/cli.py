@@ -171,6 +171,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         "entries": entries,
         "size_bytes": size,
     }
+    if config.remotes:
+        from . import remotes_cli
+
+        report["remotes"] = remotes_cli.tier_report(config)
     if args.json:
         import json
 
@@ -194,6 +198,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  mode:        read-only (PYCACHE_READONLY)")
     if config.secret is not None:
         print("  signing:     on (entries must carry a valid HMAC; PYCACHE_KEY/PYCACHE_KEY_FILE)")
+    if config.remotes:
+        from . import remotes_cli
+
+        for line in remotes_cli.tier_lines(report["remotes"]):  # type: ignore[arg-type]
+            print(line)
     return EXIT_OK
 
 
@@ -242,6 +251,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"  write errors        {totals['store_write_errors']:>10}")
     print(f"  entries             {entries:>10}")
     print(f"  size                {_human(size):>10}")
+    if any(totals[name] for name in stats.COUNTERS if "remote" in name):
+        print("remote tiers:")
+        for name in stats.COUNTERS:
+            if "remote" in name:
+                print(f"  {name.replace('_', ' '):<20}{totals[name]:>10}")
     return EXIT_OK
 
 
@@ -535,7 +549,28 @@ def _parser() -> argparse.ArgumentParser:
     from . import compile_cmd  # `pycache compile`: arguments and output live there
 
     compile_cmd.add_parser(commands)
+
+    push = commands.add_parser("push", help="upload the local entries to read-write remotes")
+    push.add_argument(
+        "--remote", action="append", metavar="URL", help="push here instead (repeatable)"
+    )
+    push.set_defaults(func=_cmd_push)
     return parser
+
+
+def _cmd_push(args: argparse.Namespace) -> int:
+    from . import remotes_cli
+
+    config = _config()
+    store_dir = _store_dir(config)
+    try:
+        urls = remotes_cli.push_urls(config, args.remote)
+    except ConfigError as exc:
+        raise _Fail(str(exc)) from exc
+    results = remotes_cli.push(urls, config, store_dir)
+    for result in results:
+        print(result)
+    return EXIT_FAILED if any(r.failed or r.error for r in results) else EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

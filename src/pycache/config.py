@@ -10,6 +10,14 @@
 ``PYCACHE_MAX_SIZE``   store size limit, enforced at exit (default ``1G``; ``0`` = none)
 ``PYCACHE_KEY``        a secret: sign entries with HMAC-SHA256, read only signed
 ``PYCACHE_KEY_FILE``   the same, the secret read from a file
+``PYCACHE_REMOTE``     remote store URLs (``file:///``, ``redis://``, ``http(s)://``),
+                       separated by commas or spaces; ``?mode=rw`` per URL
+``PYCACHE_REMOTE_MODE``  ``ro`` (default) or ``rw`` for every remote
+``PYCACHE_REMOTE_TIMEOUT``  connect/request timeout in milliseconds (default 50)
+``PYCACHE_REMOTE_FLUSH_TIMEOUT``  seconds to wait for queued remote writes at exit (1)
+``PYCACHE_CONFIG``     the config file (default ``$XDG_CONFIG_HOME/pycache/config``,
+                       else ``~/.config/pycache/config``): ``NAME = value`` lines
+                       with the names above; the environment wins
 =====================  ========================================================
 
 Booleans accept ``1/true/yes/on`` and ``0/false/no/off`` (any case); an empty
@@ -59,6 +67,9 @@ class Config:
         "max_size",
         "problems",
         "readonly",
+        "remote_flush_timeout",
+        "remote_timeout",
+        "remotes",
         "secret",
         "secret_unusable",
         "store_dir",
@@ -76,6 +87,9 @@ class Config:
         secret: "bytes | None" = None,
         secret_unusable: bool = False,
         problems: "tuple[str, ...]" = (),
+        remotes: "tuple[tuple[str, bool], ...]" = (),
+        remote_timeout: float = 0.05,
+        remote_flush_timeout: float = 1.0,
     ) -> None:
         self.store_dir = store_dir
         self.disabled = disabled
@@ -90,6 +104,12 @@ class Config:
         self.secret_unusable = secret_unusable
         #: What was wrong with the environment, for ``strict=False`` callers to report.
         self.problems = problems
+        #: ``(url, read_write)`` for each remote tier, in lookup order.
+        self.remotes = remotes
+        #: Seconds, for each remote connect and request.
+        self.remote_timeout = remote_timeout
+        #: Seconds the exit flush may wait for queued remote writes.
+        self.remote_flush_timeout = remote_flush_timeout
 
 
 def _default_store_dir(environ: "Mapping[str, str]") -> "str | None":
@@ -160,6 +180,123 @@ def _read_secret(environ: "Mapping[str, str]") -> "bytes | None":
     return secret
 
 
+_MODES = {"ro": False, "rw": True}
+_SCHEMES = ("file://", "redis://", "rediss://", "http://", "https://")
+
+
+def parse_remotes(value: str, default_rw: bool) -> "tuple[tuple[str, bool], ...]":
+    """Return ``(url, read_write)`` pairs for ``PYCACHE_REMOTE``.
+
+    A URL may carry ``mode=ro`` or ``mode=rw`` in its query, which wins over
+    ``default_rw``; the option is removed from the URL. Raises ``ConfigError``.
+    """
+    from .exceptions import ConfigError
+
+    remotes = []
+    for url in value.replace(",", " ").split():
+        lowered = url.lower()
+        if not lowered.startswith(_SCHEMES) or len(url.partition("://")[2]) == 0:
+            raise ConfigError(
+                f"PYCACHE_REMOTE: {url!r} is not a file://, redis:// or http(s):// URL"
+            )
+        if lowered.startswith("file://") and not url[7:].startswith("/"):
+            raise ConfigError(f"PYCACHE_REMOTE: {url!r} needs an absolute path (file:///...)")
+        read_write = default_rw
+        base, sep, query = url.partition("?")
+        if sep:
+            kept = []
+            for option in query.split("&"):
+                name, _, mode = option.partition("=")
+                if name == "mode":
+                    if mode not in _MODES:
+                        raise ConfigError(f"PYCACHE_REMOTE: {url!r}: mode must be ro or rw")
+                    read_write = _MODES[mode]
+                elif option:
+                    kept.append(option)
+            url = base + ("?" + "&".join(kept) if kept else "")
+        remotes.append((url, read_write))
+    return tuple(remotes)
+
+
+def _parse_seconds(name: str, value: str, scale: float) -> float:
+    from .exceptions import ConfigError
+
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number >= 0 or number == float("inf"):
+        raise ConfigError(f"{name}={value!r} is not a non-negative number")
+    return number * scale
+
+
+#: The settings a config file may hold (``PYCACHE_DISABLE`` and ``PYCACHE_DEBUG``
+#: are read before it is, so they only work from the environment).
+FILE_SETTINGS = frozenset(
+    {
+        "PYCACHE_DIR",
+        "PYCACHE_READONLY",
+        "PYCACHE_INTREE",
+        "PYCACHE_KEY",
+        "PYCACHE_KEY_FILE",
+        "PYCACHE_REMOTE",
+        "PYCACHE_REMOTE_MODE",
+        "PYCACHE_REMOTE_TIMEOUT",
+        "PYCACHE_REMOTE_FLUSH_TIMEOUT",
+    }
+)
+
+
+def config_file_path(environ: "Mapping[str, str]") -> "str | None":
+    """Return where the config file is looked for: ``$PYCACHE_CONFIG``, else the XDG place."""
+    explicit = environ.get("PYCACHE_CONFIG")
+    if explicit:
+        return os.path.expanduser(explicit)
+    xdg = environ.get("XDG_CONFIG_HOME")
+    if xdg and os.path.isabs(xdg):
+        return os.path.join(xdg, "pycache", "config")
+    home = environ.get("HOME")
+    if home and os.path.isabs(home):
+        return os.path.join(home, ".config", "pycache", "config")
+    return None
+
+
+def parse_config_text(text: str, where: str) -> "dict[str, str]":
+    """Parse ``NAME = value`` lines (``#`` starts a comment line). Raises ``ConfigError``."""
+    from .exceptions import ConfigError
+
+    settings = {}
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        name = name.strip()
+        if not sep or name not in FILE_SETTINGS:
+            raise ConfigError(f"{where}:{number}: expected NAME = value with a PYCACHE_ setting")
+        settings[name] = value.strip()
+    return settings
+
+
+def _with_config_file(environ: "Mapping[str, str]") -> "Mapping[str, str]":
+    """Return ``environ`` over the config file's settings (the environment wins)."""
+    path = config_file_path(environ)
+    if path is None:
+        return environ
+    try:
+        with open(path, "rb") as file:
+            data = file.read(1 << 20)
+    except OSError as exc:
+        if environ.get("PYCACHE_CONFIG"):  # named, so it must be there
+            from .exceptions import ConfigError
+
+            raise ConfigError(f"cannot read PYCACHE_CONFIG={path!r}: {exc.strerror}") from None
+        return environ
+    settings = parse_config_text(data.decode("utf-8", "replace"), path)
+    settings.update(environ)
+    return settings
+
+
 def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Config":
     """Return the configuration described by ``environ``.
 
@@ -167,6 +304,12 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
     otherwise the default is used and the problem listed in ``Config.problems``.
     """
     problems: list[str] = []
+    try:
+        environ = _with_config_file(environ)
+    except ValueError as exc:  # ConfigError
+        if strict:
+            raise
+        problems.append(f"{exc}; ignoring the config file")
 
     def boolean(name: str, default: bool) -> bool:
         try:
@@ -202,7 +345,47 @@ def from_environ(environ: "Mapping[str, str]", *, strict: bool = False) -> "Conf
             # Never fall back to trusting unsigned entries: leave the store alone.
             problems.append(f"{exc}; not using the store")
             secret_unusable = True
+    remote_timeout = 0.05
+    remote_flush_timeout = 1.0
+    remotes: tuple[tuple[str, bool], ...] = ()
+    if environ.get("PYCACHE_REMOTE", "").strip():
+        for name, scale in (
+            ("PYCACHE_REMOTE_TIMEOUT", 0.001),
+            ("PYCACHE_REMOTE_FLUSH_TIMEOUT", 1.0),
+        ):
+            value = environ.get(name, "").strip()
+            if not value:
+                continue
+            try:
+                seconds = _parse_seconds(name, value, scale)
+            except ValueError as exc:
+                if strict:
+                    raise
+                problems.append(f"{exc}; using the default")
+                continue
+            if scale == 1.0:
+                remote_flush_timeout = seconds
+            else:
+                remote_timeout = seconds
+        mode = environ.get("PYCACHE_REMOTE_MODE", "").strip().lower() or "ro"
+        if mode not in _MODES:
+            from .exceptions import ConfigError
+
+            problem = ConfigError(f"PYCACHE_REMOTE_MODE={mode!r} is not ro or rw")
+            if strict:
+                raise problem
+            problems.append(f"{problem}; using ro")
+            mode = "ro"
+        try:
+            remotes = parse_remotes(environ["PYCACHE_REMOTE"], _MODES[mode])
+        except ValueError as exc:
+            if strict:
+                raise
+            problems.append(f"{exc}; not using remote stores")
     return Config(
+        remotes=remotes,
+        remote_timeout=remote_timeout,
+        remote_flush_timeout=remote_flush_timeout,
         store_dir=store_dir,
         max_size=max_size,
         secret=secret,

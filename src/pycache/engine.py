@@ -83,6 +83,10 @@ class Engine:
         self._context = context
         self.use_intree = use_intree
         self.stats_path = stats_path
+        #: Seconds ``flush`` may wait for queued remote writes (a ``TieredStore``).
+        self.remote_flush_timeout = 1.0
+        #: A tiered store's ``backfill``: called only with entries that passed the checks.
+        self._backfill = getattr(store, "backfill", None)
 
     @property
     def context(self) -> bytes:
@@ -190,6 +194,8 @@ class Engine:
             _debug.trace("%s entry %s for %s: %s; removing it", status, hex_key, path, exc)
             self.store.delete(hex_key)  # its replacement is written once compiled
             return None, status
+        if self._backfill is not None:
+            self._backfill(hex_key, data)
         _fix_co_filename(code, path)
         return code, _HIT
 
@@ -282,6 +288,13 @@ class Engine:
         except Exception as exc:
             _debug.trace("index flush failed: %r", exc)
         counts = self.take_counts()
+        if self._backfill is not None:  # a TieredStore: bounded wait for the remote queue
+            try:
+                self.store.flush(self.remote_flush_timeout)  # type: ignore[attr-defined]
+                for name, value in self.store.take_counts().items():  # type: ignore[attr-defined]
+                    counts[name] = counts.get(name, 0) + value
+            except Exception as exc:
+                _debug.trace("remote flush failed: %r", exc)
         if self.stats_path is not None and counts:
             try:
                 from . import stats
@@ -298,15 +311,16 @@ class Engine:
         to an estimate unless it passes the limit (see ``eviction``).
         """
         written, self.bytes_written = self.bytes_written, 0
-        root = getattr(self.store, "root", None)
-        if not written or self.max_size is None or root is None or not self.store.writable:
+        local = getattr(self.store, "local", self.store)  # a TieredStore's own disk
+        root = getattr(local, "root", None)
+        if not written or self.max_size is None or root is None or not local.writable:
             return
         try:
             from . import eviction
 
             outcome = eviction.collect_if_due(root, self.max_size, written)
             if outcome is not None:
-                _debug.trace("store over its limit: evicted %d entries", outcome.evicted)
+                _debug.trace("store size checked: %d entries evicted", outcome.evicted)
         except Exception as exc:
             _debug.trace("cannot enforce the store size limit: %r", exc)
 
@@ -315,3 +329,5 @@ class Engine:
         self.take_counts()
         self.bytes_written = 0
         self.index.forget_pending()
+        if self._backfill is not None:
+            self.store.after_fork()  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@
     │   │   └── EntrySignatureError  unsigned, or its MAC does not match (PYCACHE_KEY)
     │   └── IndexFormatError    a path-index file
     ├── StoreError              a store backend could not do what was asked
+    │   └── RemoteError         a remote store is unreachable, hangs or does not speak its protocol
     └── ConfigError (also a ValueError): a configuration value is invalid
 
 On the import path none of these escapes: every cache problem is a miss. The
@@ -23,6 +24,7 @@ __all__ = [
     "IndexFormatError",
     "PyCacheError",
     "PycFormatError",
+    "RemoteError",
     "StoreError",
 ]
 
@@ -53,6 +55,13 @@ class IndexFormatError(FormatError):
 
 class StoreError(PyCacheError):
     """A store backend failed (I/O error, unreachable server, ...)."""
+
+
+class RemoteError(StoreError):
+    """A remote store is unreachable, timed out, or answered outside its protocol.
+
+    The tiered store gives such a remote up for the rest of the process.
+    """
 
 
 class ConfigError(PyCacheError, ValueError):

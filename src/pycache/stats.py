@@ -33,6 +33,12 @@ COUNTERS = (
     "compiles",  # misses compiled from source
     "store_writes",  # entries written
     "store_write_errors",  # entries that could not be written
+    "hits_remote",  # hits served by a remote tier (checked, then copied locally)
+    "remote_backfills",  # ... copied into the local store
+    "remote_writes",  # entries written to a read-write remote
+    "remote_write_errors",  # ... refused by the remote
+    "remote_write_drops",  # ... dropped: queue full, or still queued at exit
+    "remote_errors",  # remotes given up for the rest of a process after raising
 )
 
 _PREFIX = "pycache-stats-v1"

@@ -26,7 +26,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Iterator
 
-__all__ = ["LocalStore"]
+__all__ = ["LocalStore", "iterate_entries"]
 
 _SEP = os.sep
 
@@ -35,6 +35,24 @@ _CACHEDIR_TAG = (
     b"# This file is a cache directory tag created by PyCache.\n"
     b"# For information about cache directory tags see https://bford.info/cachedir/\n"
 )
+
+
+def iterate_entries(entries_dir: str) -> "Iterator[str]":
+    """Yield the key of every entry under ``entries_dir`` (``ab/cdef...`` files)."""
+    try:
+        fans = sorted(os.listdir(entries_dir))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for fan in fans:
+        if len(fan) != 2:
+            continue
+        try:
+            names = os.listdir(os.path.join(entries_dir, fan))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for name in names:
+            if not name.endswith(".tmp"):
+                yield fan + name
 
 
 class LocalStore:
@@ -116,20 +134,7 @@ class LocalStore:
             _debug.trace("cannot delete entry %s: %s", key, exc)
 
     def iterate(self) -> "Iterator[str]":
-        try:
-            fans = sorted(os.listdir(self.entries_dir))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        for fan in fans:
-            if len(fan) != 2:
-                continue
-            try:
-                names = os.listdir(os.path.join(self.entries_dir, fan))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for name in names:
-                if not name.endswith(".tmp"):
-                    yield fan + name
+        return iterate_entries(self.entries_dir)
 
     def usage(self) -> "tuple[int, int]":
         """Return ``(entries, bytes)`` currently in the store."""
