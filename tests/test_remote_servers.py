@@ -85,6 +85,24 @@ class TestRedis:
         keys = redis_server.keys()
         assert len(keys) == MODULES + 1 and all(k.startswith("pycache:") for k in keys)
 
+    @pytest.mark.parametrize("first", ["typing", "importlib", "socket"])
+    def test_a_library_dependency_imported_first_does_not_disable_the_remote(
+        self, redis_server, sandbox, make_tree, run_py, read_stats, tmp_path, first
+    ):
+        # The first miss is a module redis-py itself imports: loading redis-py
+        # then would meet it half-initialised, so the remote waits for a later miss.
+        tree = make_tree(TREE)
+        main = sandbox.script(f"import {first}\n" + MAIN)
+        run_py([main], pythonpath=[tree], env=_env(redis_server.url, "rw"))
+        laptop = tmp_path / "laptop"
+        run = run_py(
+            [main], pythonpath=[tree], env=_env(redis_server.url, "ro", PYCACHE_DIR=str(laptop))
+        )
+        assert (run.stdout, run.stderr) == (EXPECTED, "")
+        stats = read_stats(laptop)
+        assert stats.get("remote_errors", 0) == 0
+        assert stats["hits_remote"] >= MODULES + 1
+
     def test_prefix_and_ttl(self, redis_server, sandbox, make_tree, run_py):
         tree = make_tree(TREE)
         url = redis_server.url + "?prefix=team-a/&ttl=3600"

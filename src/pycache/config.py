@@ -237,6 +237,7 @@ FILE_SETTINGS = frozenset(
         "PYCACHE_DIR",
         "PYCACHE_READONLY",
         "PYCACHE_INTREE",
+        "PYCACHE_MAX_SIZE",
         "PYCACHE_KEY",
         "PYCACHE_KEY_FILE",
         "PYCACHE_REMOTE",
