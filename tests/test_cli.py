@@ -29,6 +29,7 @@ COUNTERS = {
     "store_write_errors",
     "hits_remote",
     "remote_backfills",
+    "remote_backfill_drops",
     "remote_writes",
     "remote_write_errors",
     "remote_write_drops",

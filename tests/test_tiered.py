@@ -114,6 +114,7 @@ class TestTieredStore:
         assert data == b"entry"
         assert store.local.get("ab" * 16) is None  # not before the engine checked it
         store.backfill("ab" * 16, data)
+        assert store.flush(30)  # the copy is made by the writer thread
         assert store.local.get("ab" * 16) == b"entry"
         assert store.take_counts() == {"hits_remote": 1, "remote_backfills": 1}
         store.backfill("ab" * 16, store.get("ab" * 16))  # a local hit now: nothing counted
@@ -148,6 +149,26 @@ class TestTieredStore:
         assert store.take_counts() == {"remote_write_drops": 3}
         blocked.release.set()
         assert all(store.local.get(f"{n:02d}" * 16) == b"x" for n in range(10))
+
+    def test_backfills_never_write_on_the_import_path(self, tmp_path):
+        """A busy writer: copies queue up to the limit, the rest are dropped, none inline."""
+        source, blocked = MemoryStore(), Blocked()
+        keys = [f"{n:02d}" * 16 for n in range(6)]
+        for key in keys:
+            source.put(key, b"entry " + key.encode())
+        store = _tiered(tmp_path, (source, False), (blocked, True))
+        store.queue_limit = 3
+        store.put("ff" * 16, b"x")
+        assert blocked.started.wait(30)  # the writer is stuck in a remote write
+        for key in keys:
+            store.backfill(key, store.get(key))
+        assert all(store.local.get(key) is None for key in keys)  # nothing copied inline
+        assert store.take_counts() == {"hits_remote": 6, "remote_backfill_drops": 3}
+        blocked.release.set()
+        assert store.flush(30)
+        copied = [key for key in keys if store.local.get(key) == b"entry " + key.encode()]
+        assert copied == keys[:3]
+        assert store.take_counts() == {"remote_backfills": 3, "remote_writes": 1}
 
     def test_a_raising_remote_is_dropped_after_one_failure(self, tmp_path):
         boom = Boom()
@@ -186,6 +207,7 @@ class TestEngineBackfill:
         remote.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code)))  # unsigned
         engine = _engine_over(tmp_path, remote, secret)
         found, status = engine._load(key, str(src))
+        assert engine.store.flush(30)  # type: ignore[attr-defined]
         local = engine.store.local  # type: ignore[attr-defined]
         if secret is None:
             assert found is not None and local.get(key.hex()) is not None

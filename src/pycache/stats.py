@@ -34,7 +34,8 @@ COUNTERS = (
     "store_writes",  # entries written
     "store_write_errors",  # entries that could not be written
     "hits_remote",  # hits served by a remote tier (checked, then copied locally)
-    "remote_backfills",  # ... copied into the local store
+    "remote_backfills",  # ... copied into the local store (in the background)
+    "remote_backfill_drops",  # ... not copied: copy queue full, or still queued at exit
     "remote_writes",  # entries written to a read-write remote
     "remote_write_errors",  # ... refused by the remote
     "remote_write_drops",  # ... dropped: queue full, or still queued at exit

@@ -52,13 +52,19 @@ def busy_with(names: "Iterable[str]") -> bool:
     return False
 
 
+def _initialised(name: str) -> bool:
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and not getattr(spec, "_initializing", False)
+
+
 class Library:
     """Modules to import together, once, when ``ready`` finds it safe."""
 
     def __init__(self, modules: "tuple[str, ...]", third_party: "tuple[str, ...]" = ()) -> None:
         self.modules = modules
         self.third_party = third_party
-        self.loaded = all(name in sys.modules for name in modules)
+        self.loaded = False
         self._loading = False
 
     def ready(self) -> bool:
@@ -67,6 +73,9 @@ class Library:
         Never blocks. Raises ``ImportError`` if a module is not installed.
         """
         if self.loaded:
+            return True
+        if all(_initialised(name) for name in self.modules):  # imported by someone else
+            self.loaded = True
             return True
         if self._loading or busy_with(self.third_party):
             return False  # a nested call while importing them, or not safe yet

@@ -3,7 +3,12 @@
 A read tries the local store, then each remote in order. A remote's bytes are
 not trusted yet: the engine checks them (checksum, and HMAC when a key is
 set) and only then calls ``backfill``, which copies them into the local
-store. So an unsigned or forged remote entry never lands locally.
+store. So an unsigned or forged remote entry never lands locally. The copy
+is made by the background thread below, never on the import path: creating a
+file can cost more than fetching it, and a fresh runner backfills every
+module it imports. The copies share the writes' bounded queue discipline: a
+full queue drops the copy (the next run fetches that entry again), and at
+exit the queue gets a bounded wait.
 
 A write goes to the local store at once and to every read-write remote
 through a bounded queue drained by one daemon thread, started on the first
@@ -23,6 +28,7 @@ import collections
 import time
 
 from .. import _debug
+from ._library import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,6 +43,8 @@ __all__ = ["Remote", "TieredStore"]
 QUEUE_LIMIT = 256
 #: Consecutive reads that take the whole timeout before a remote is given up.
 SLOW_LIMIT = 3
+#: ``threading`` itself is imported at a safe point only (see ``_library``).
+_THREADING = Library(("threading",))
 
 
 class Remote:
@@ -74,11 +82,17 @@ class TieredStore:
         self._reset_queue()
 
     def _reset_queue(self) -> None:
+        #: Entries for the read-write remotes, and remote hits to copy into ``local``.
         self._queue: Deque[tuple[str, bytes]] = collections.deque()
-        # threading is imported on the first remote write, not at start-up.
+        self._backfills: Deque[tuple[str, bytes]] = collections.deque()
+        #: Set (by an importing thread) once every read-write remote's library is imported.
+        self._remotes_ready = False
+        # threading is imported on the first queued write, not at start-up.
         self._cond: threading.Condition | None = None
         self._busy = 0
         self._thread: threading.Thread | None = None
+        #: The writer thread's counters (merged by ``take_counts``).
+        self._writer_counts: dict[str, int] = {}
 
     @property
     def writable(self) -> bool:
@@ -87,9 +101,17 @@ class TieredStore:
     def _count(self, name: str, n: int = 1) -> None:
         self.counts[name] = self.counts.get(name, 0) + n
 
+    def _count_in_writer(self, name: str) -> None:
+        self._writer_counts[name] = self._writer_counts.get(name, 0) + 1
+
     def take_counts(self) -> "dict[str, int]":
         """Return the per-tier counters and start again from zero."""
         counts, self.counts = self.counts, {}
+        if self._writer_counts:
+            with self._cond:  # type: ignore[union-attr]
+                writer, self._writer_counts = self._writer_counts, {}
+            for name, value in writer.items():
+                counts[name] = counts.get(name, 0) + value
         return counts
 
     def _fail(self, remote: Remote, exc: BaseException) -> None:
@@ -139,8 +161,24 @@ class TieredStore:
             return  # a local hit: nothing to copy
         self._remote_hit = None
         self._count("hits_remote")
-        if self.local.writable and self.local.put(key, data):
-            self._count("remote_backfills")
+        if not self.local.writable:
+            return
+        # Never written here: creating a file can cost more than fetching it.
+        # Without a writer thread yet, the copy waits in the queue for it; with
+        # the queue full (the writer is behind), the copy is dropped and a later
+        # run fetches that entry again.
+        if self._writer() is None:
+            if len(self._backfills) < self.queue_limit:
+                self._backfills.append((key, data))
+            else:
+                self._count("remote_backfill_drops")
+            return
+        with self._cond:  # type: ignore[union-attr]
+            if len(self._backfills) < self.queue_limit:
+                self._backfills.append((key, data))
+                self._cond.notify()  # type: ignore[union-attr]
+                return
+        self._count("remote_backfill_drops")
 
     def put(self, key: str, data: bytes) -> bool:
         written = self.local.writable and self.local.put(key, data)
@@ -150,45 +188,66 @@ class TieredStore:
         return written
 
     def _enqueue(self, key: str, data: bytes) -> None:
-        if self._cond is None:
-            import threading
-
-            self._cond = threading.Condition()
-        with self._cond:
+        writer = self._writer()  # None until threading can be imported: queue meanwhile
+        if writer is None:
+            if len(self._queue) >= self.queue_limit:
+                self._count("remote_write_drops")
+            else:
+                self._queue.append((key, data))
+            return
+        with self._cond:  # type: ignore[union-attr]
             if len(self._queue) >= self.queue_limit:
                 self._count("remote_write_drops")
                 return
             self._queue.append((key, data))
-            self._cond.notify()
-        self._start_writer()
+            self._cond.notify()  # type: ignore[union-attr]
+        self._check_remotes_ready()
 
-    def _start_writer(self) -> None:
-        """Start the writer thread once every read-write remote's library is imported."""
-        if self._thread is not None or self._cond is None:
+    def _check_remotes_ready(self) -> None:
+        """Let the writer at the remote queue once every read-write remote's library is in."""
+        if self._remotes_ready or self._cond is None:
             return
         for remote in self.remotes:
             if remote.read_write and not remote.failed and not self._ready(remote):
                 return  # asked again on the next write, and at exit
+        with self._cond:
+            self._remotes_ready = True
+            self._cond.notify()
+
+    def _writer(self) -> "threading.Thread | None":
+        """Return the writer thread, starting it if ``threading`` can be imported safely."""
+        if self._thread is not None:
+            return self._thread
+        if not _THREADING.ready():
+            return None
         import threading
 
-        with self._cond:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._drain, name="pycache-remote-writer", daemon=True
-                )
-                self._thread.start()
+        if self._cond is None:
+            self._cond = threading.Condition()
+        self._thread = threading.Thread(
+            target=self._drain, name="pycache-remote-writer", daemon=True
+        )
+        self._thread.start()
+        return self._thread
 
     def _drain(self) -> None:
         cond = self._cond
         assert cond is not None
         while True:
             with cond:
-                while not self._queue:
+                while not (self._backfills or (self._remotes_ready and self._queue)):
                     cond.wait()
-                key, data = self._queue.popleft()
+                backfill = bool(self._backfills)
+                key, data = (self._backfills if backfill else self._queue).popleft()
                 self._busy += 1
             try:
-                self.write_remotes(key, data)
+                if backfill:
+                    if self.local.put(key, data):
+                        self._count_in_writer("remote_backfills")
+                else:
+                    self.write_remotes(key, data)
+            except Exception as exc:  # never let the thread die with work queued
+                _debug.trace("background write of %s failed: %r", key, exc)
             finally:
                 with cond:
                     self._busy -= 1
@@ -203,34 +262,53 @@ class TieredStore:
             try:
                 ok = remote.store.put(key, data)
             except Exception as exc:
-                self._fail(remote, exc)
+                remote.failed = True
+                self._count_in_writer("remote_errors")
+                _debug.trace("remote %s failed (%r); not using it again", remote.url, exc)
                 continue
             if ok:
                 written += 1
-                self._count("remote_writes")
+                self._count_in_writer("remote_writes")
             else:
-                self._count("remote_write_errors")
+                self._count_in_writer("remote_write_errors")
         return written
 
     def flush(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` seconds for queued remote writes; say whether all went."""
+        """Wait at most ``timeout`` seconds for queued writes; say whether all went."""
         deadline = time.monotonic() + timeout
-        if self._cond is None:
+        if self._thread is None and not (self._queue or self._backfills):
             return True  # nothing was ever queued
-        self._start_writer()
-        with self._cond:
-            while self._queue or self._busy:
-                if self._thread is None or not self._thread.is_alive():
-                    break
+        if self._writer() is None:  # threading cannot be imported now: give up the queues
+            if self._queue:
+                self._count("remote_write_drops", len(self._queue))
+            if self._backfills:
+                self._count("remote_backfill_drops", len(self._backfills))
+            self._queue.clear()
+            self._backfills.clear()
+            return False
+        self._check_remotes_ready()
+        cond = self._cond
+        assert cond is not None  # made with the writer
+        with cond:
+            cond.notify_all()  # the writer, for anything queued before it started
+            while (
+                (self._backfills or (self._queue and self._remotes_ready) or self._busy)
+                and self._thread is not None
+                and self._thread.is_alive()
+            ):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
-                self._cond.wait(left)
-            left_behind = len(self._queue)
-            if left_behind:
-                self._count("remote_write_drops", left_behind)
-                self._queue.clear()
-            return not (left_behind or self._busy)
+                cond.wait(left)
+            dropped, backfills_dropped = len(self._queue), len(self._backfills)
+            self._queue.clear()
+            self._backfills.clear()
+            busy = self._busy
+        if dropped:
+            self._count("remote_write_drops", dropped)
+        if backfills_dropped:
+            self._count("remote_backfill_drops", backfills_dropped)
+        return not (dropped or backfills_dropped or busy)
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue, writer thread and counters."""
