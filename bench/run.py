@@ -17,6 +17,11 @@ alone. Scenarios:
                                               10% of the CPU limit
   (h) pycache compile, no-op rerun            target: >= 10x compileall's rerun
   (i) pycache compile, same tree, new path    target: >= 20x compileall cold
+  (j) fresh CI runner, warm Redis remote      target: ratio >= 2.5 (CPython cold)
+  (k) fresh CI runner, warm HTTP remote       target: ratio >= 2.5 (CPython cold)
+
+(j) and (k) start a redis-server and an nginx from tests/servers.py (the
+Debian packages redis-server and nginx must be installed).
 
 Exit codes: 0 every scenario met its target and every check held; 1 a target
 was missed, a check failed or a step could not run; 2 bad usage.
@@ -33,7 +38,9 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from compile_bench import KEYS as COMPILE_KEYS
+sys.path.append(str(Path(__file__).resolve().parent.parent / "tests"))  # servers.py
+
+from compile_bench import KEYS as COMPILE_KEYS  # noqa: E402
 from compile_bench import prepare as prepare_compile
 from compile_bench import run_compile_scenarios
 from report import RunInfo, machine_details, render_json, render_markdown, render_table
@@ -62,7 +69,9 @@ from workload import (
     workload_top_levels,
 )
 
-ALL_SCENARIOS = "abcdefghi"
+ALL_SCENARIOS = "abcdefghijk"
+#: redis-py for scenario (j), pinned like the workload.
+REDIS_PIN = "redis==5.2.1"
 DEFAULT_REPS = 15
 DEFAULT_ACTIVATION_REPS = 60
 QUICK_REPS = 5
@@ -128,6 +137,8 @@ def _prepare(args: argparse.Namespace, reps: int, activation_reps: int) -> tuple
     wheel = build_pycache_wheel(workload, VENVS_DIR / "wheel")
     for venv in (workload, plain, enabled):
         install_pycache(venv, wheel)
+    # The [redis] extra, for the fresh-runner scenario with a Redis remote.
+    workload.pip("install", "--quiet", REDIS_PIN, what="installing redis-py into the workload venv")
     base = clean_environ()
     run_checked([plain.pycache, "disable"], env=base, what="pycache disable")
     run_checked([enabled.pycache, "enable"], env=base, what="pycache enable")

@@ -348,12 +348,106 @@ class BranchSwitch(RatioScenario):
         return Invocation(self.ctx.pycache_env(self.tree, self.store, dont_write=False), self.tree)
 
 
+class FreshRunner(RatioScenario):
+    """A fresh CI runner: an empty local store in front of a remote that CI has filled."""
+
+    backend = ""
+    target = 2.5
+    #: The local store starts empty every run: misses are expected, hits come from the remote.
+    cold_local = True
+
+    def start_server(self) -> tuple[object, str]:
+        raise NotImplementedError
+
+    def setup(self) -> None:
+        self.tree = self.ctx.copy(self.dir / "tree", keep_mtimes=True)
+        try:
+            self.server, self.url = self.start_server()
+        except (OSError, RuntimeError) as exc:
+            raise BenchError(f"cannot start the {self.backend}: {exc}") from exc
+        filler = self.ctx.pycache_env(self.tree, self.dir / "ci-store", dont_write=True)
+        filler.update(PYCACHE_REMOTE=self.url, PYCACHE_REMOTE_MODE="rw")
+        filler["PYCACHE_REMOTE_FLUSH_TIMEOUT"] = "60"  # the filling run waits for every upload
+        run_timed(self.ctx.argv(), filler, self.dir)
+        self.notes.append(
+            f"a {self.backend} on loopback was filled by one PyCache run with "
+            "PYCACHE_REMOTE_MODE=rw and its own store; before every PyCache run the local "
+            "store's entries and index were deleted (its counters kept), and that run read "
+            "the remote (PYCACHE_REMOTE_MODE=ro). CPython ran with PYTHONDONTWRITEBYTECODE=1 "
+            "on a tree without pycs, compiling every module."
+        )
+
+    def _empty_local_store(self) -> None:
+        for name in ("entries", "index"):
+            shutil.rmtree(self.store / name, ignore_errors=True)
+        (self.store / "gc-state").unlink(missing_ok=True)
+
+    def invocation(self, side: int) -> Invocation:
+        if side == BASELINE:
+            return Invocation(self.ctx.cpython_env(self.tree, dont_write=True), self.tree)
+        self._empty_local_store()
+        env = self.ctx.pycache_env(self.tree, self.store, dont_write=True)
+        env.update(PYCACHE_REMOTE=self.url, PYCACHE_REMOTE_MODE="ro")
+        return Invocation(env, self.tree)
+
+    def verify(self) -> list[str]:
+        return self._no_pycs(self.tree)
+
+    def teardown(self) -> None:
+        server = getattr(self, "server", None)
+        if server is not None:
+            server.stop()  # type: ignore[attr-defined]
+
+
+def _server_binary(name: str) -> str:
+    from servers import find_binary
+
+    binary = find_binary(name)
+    if binary is None:
+        raise BenchError(f"{name} is not installed (Debian package {name}; .ci/run installs it)")
+    return binary
+
+
+class FreshRunnerRedis(FreshRunner):
+    key = "j"
+    backend = "redis-server"
+    title = "Fresh CI runner: empty local store, warm Redis"
+    description = (
+        "A new runner or container: nothing compiled locally, a Redis remote that CI "
+        "filled. CPython compiles every module (no pycs, PYTHONDONTWRITEBYTECODE=1)."
+    )
+
+    def start_server(self) -> tuple[object, str]:
+        from servers import start_redis
+
+        server = start_redis(self.dir / "server", _server_binary("redis-server"))
+        return server, server.url
+
+
+class FreshRunnerHTTP(FreshRunner):
+    key = "k"
+    backend = "nginx (WebDAV PUT)"
+    title = "Fresh CI runner: empty local store, warm HTTP cache"
+    description = (
+        "As (j), with an HTTP remote: nginx serving GET and accepting WebDAV PUT "
+        "(ccache's subdirs layout)."
+    )
+
+    def start_server(self) -> tuple[object, str]:
+        from servers import start_nginx
+
+        server = start_nginx(self.dir / "server", binary=_server_binary("nginx"))
+        return server, server.url + "?layout=subdirs"
+
+
 RATIO_SCENARIOS: tuple[type[RatioScenario], ...] = (
     Warm,
     ReadOnly,
     DontWriteBytecode,
     FreshCopy,
     BranchSwitch,
+    FreshRunnerRedis,
+    FreshRunnerHTTP,
 )
 
 
@@ -393,7 +487,10 @@ def run_ratio_scenario(scenario: RatioScenario) -> ScenarioResult:
                         result.stats_all_runs[name] = result.stats_all_runs.get(name, 0) + value
         result.program_report = dict(reference)
         result.failures.extend(scenario.verify())
-        result.failures.extend(_check_warm(result.stats_all_runs, scenario.expect_content_hits))
+        if getattr(scenario, "cold_local", False):
+            result.failures.extend(_check_remote(result.stats_all_runs, ctx.reps))
+        else:
+            result.failures.extend(_check_warm(result.stats_all_runs, scenario.expect_content_hits))
     finally:
         scenario.teardown()
     pairs = Pairs(baseline=times[BASELINE], candidate=times[CANDIDATE])
@@ -439,6 +536,17 @@ def _check_warm(totals: dict[str, int], expect_content_hits: bool) -> list[str]:
     if expect_content_hits and not totals.get("hits_by_content", 0):
         failures.append("no hit by content: the new or changed sources were never hashed")
     return failures
+
+
+def _check_remote(totals: dict[str, int], runs: int) -> list[str]:
+    """A fresh runner's PyCache runs must have been served mostly by the remote."""
+    served = totals.get("hits_remote", 0)
+    compiled = totals.get("compiles", 0)
+    if served == 0 or compiled > served / 10:
+        return [f"the remote served {served} modules in {runs} runs, {compiled} were compiled"]
+    if totals.get("remote_errors", 0):
+        return [f"the remote failed {totals['remote_errors']} times"]
+    return []
 
 
 def _mount_readonly(path: Path) -> str | None:

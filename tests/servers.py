@@ -3,7 +3,8 @@
 Each server runs as a child process on a free loopback port, with its files
 under the test's ``tmp_path``, and is stopped when the test ends. A missing
 binary skips the test with the Debian package to install; under ``CI=true`` it
-fails the test instead (``.ci/run`` installs both).
+fails the test instead (``.ci/run`` installs both). The benchmarks start the
+same servers, passing the binary they found (``find_binary``).
 
 Besides starting and stopping, a server can be frozen (``SIGSTOP``: the kernel
 still accepts connections, nobody answers: a hung remote), thawed, and killed.
@@ -20,16 +21,24 @@ import textwrap
 import time
 from pathlib import Path
 
-import pytest
-
 _CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def need_binary(name: str, package: str) -> str:
-    """Return the path of ``name``; skip (locally) or fail (CI) if it is missing."""
+def find_binary(name: str) -> str | None:
+    """Return the path of the program ``name`` (also in sbin, off a user's PATH), or None."""
     for candidate in (shutil.which(name), f"/usr/sbin/{name}", f"/usr/bin/{name}"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
+    return None
+
+
+def need_binary(name: str, package: str) -> str:
+    """Return the path of ``name``; skip the test (locally) or fail it (CI) if it is missing."""
+    import pytest
+
+    found = find_binary(name)
+    if found is not None:
+        return found
     message = (
         f"{name} not found: install the Debian package {package!r} (apt-get install {package})"
     )
@@ -133,10 +142,10 @@ def _incomplete(reply: bytes) -> bool:
     return False
 
 
-def start_redis(tmp_path: Path) -> RedisServer:
-    binary = need_binary("redis-server", "redis-server")
+def start_redis(tmp_path: Path, binary: str | None = None) -> RedisServer:
+    binary = binary or need_binary("redis-server", "redis-server")
     data = tmp_path / "redis"
-    data.mkdir(exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
     for attempt in range(3):
         port = free_port()
         log = data / "redis.log"
@@ -178,9 +187,11 @@ class NginxServer(Server):
         return sorted(str(p.relative_to(base)) for p in base.rglob("*") if p.is_file())
 
 
-def start_nginx(tmp_path: Path, *, allow_put: bool = True) -> NginxServer:
+def start_nginx(
+    tmp_path: Path, *, allow_put: bool = True, binary: str | None = None
+) -> NginxServer:
     """nginx serving ``/cache`` from a directory, with WebDAV PUT unless ``allow_put`` is off."""
-    binary = need_binary("nginx", "nginx")
+    binary = binary or need_binary("nginx", "nginx")
     data = tmp_path / "nginx"
     (data / "www" / "cache").mkdir(parents=True, exist_ok=True)
     (data / "logs").mkdir(exist_ok=True)
