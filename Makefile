@@ -34,5 +34,9 @@ test-matrix:
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# The torture suite at full counts (make test runs it reduced); writes docs/RELIABILITY.md.
+torture: $(STAMP)
+	$(BIN)/python tests/torture.py --scale full --write docs/RELIABILITY.md
+
 clean:
 	rm -rf $(VENV) .venv-* build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
