@@ -20,12 +20,13 @@ inputs actually fed.
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
 import traceback
-from typing import Callable
+from typing import Callable, Iterator
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from pycache import _entry, _format, index, inspector
@@ -43,6 +44,8 @@ DIRECTORY = "/srv/app/pkg"
 CONTEXT = b"cpython-311 opt0"
 #: Prefixes of each mutated input fed as well.
 _CUTS = 6
+#: Hypothesis examples per run.
+_CHUNK = 4000
 
 
 def _sources() -> list[bytes]:
@@ -179,26 +182,57 @@ def run(target: str, inputs: int) -> tuple[int, list[str]]:
                     f"for input {data[:64].hex()}..."
                 )
 
-    @settings(
-        max_examples=max(1, -(-inputs // (1 + _CUTS + (reseal is not None)))),
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-        derandomize=True,
-    )
-    @given(
-        seed=st.one_of(st.sampled_from(seeds), st.binary(max_size=256)),
-        mutations=st.lists(_mutation, max_size=6),
-        cuts=st.lists(st.integers(min_value=0, max_value=1 << 16), min_size=_CUTS, max_size=_CUTS),
-    )
-    def example(seed: bytes, mutations: list[tuple[str, int, int]], cuts: list[int]) -> None:
-        data = _mutate(seed, mutations)
-        one(data)
-        for cut in cuts:
-            one(data[: cut % (len(data) + 1)])
-        if reseal is not None:
-            one(reseal(data))
+    per_example = 1 + _CUTS + (reseal is not None)
+    examples = max(1, -(-inputs // per_example))
 
-    example()
+    def make_example() -> Callable[[], None]:
+        @given(
+            base=st.one_of(st.sampled_from(seeds), st.binary(max_size=256)),
+            mutations=st.lists(_mutation, max_size=6),
+            cuts=st.lists(st.integers(0, 1 << 16), min_size=_CUTS, max_size=_CUTS),
+        )
+        def example(base: bytes, mutations: list[tuple[str, int, int]], cuts: list[int]) -> None:
+            data = _mutate(base, mutations)
+            one(data)
+            for cut in cuts:
+                one(data[: cut % (len(data) + 1)])
+            if reseal is not None:
+                one(reseal(data))
+
+        return example  # type: ignore[no-any-return]
+
+    # In chunks, each with its own fixed seed: one Hypothesis run remembers every
+    # example it made. With an address-space limit: a resealed payload can ask
+    # marshal for a tuple of 2**31 items, which it allocates before finding the
+    # data short (CPython's own pyc loading does the same); the limit turns
+    # that into a quick MemoryError (caught as a bad payload) instead of gigabytes.
+    with _address_space_limit(1 << 30):
+        for chunk, start in enumerate(range(0, examples, _CHUNK)):
+            runner = settings(
+                max_examples=min(_CHUNK, examples - start),
+                database=None,
+                deadline=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )(seed(chunk)(make_example()))
+            runner()
     return fed, unexpected
+
+
+@contextlib.contextmanager
+def _address_space_limit(extra: int) -> Iterator[None]:
+    """Limit this process's address space to what it uses now plus ``extra`` bytes."""
+    try:
+        import resource
+
+        with open("/proc/self/statm") as handle:
+            size = int(handle.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        old = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (size + extra, old[1]))
+    except (ImportError, OSError, ValueError):
+        yield  # not Linux: no limit
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)

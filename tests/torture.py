@@ -31,7 +31,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Sequence
 
 import pycache
 
@@ -215,9 +215,9 @@ def check_run(
     tree: Path,
     expected: Path,
     env: dict[str, str],
-    hot: list[str] = (),
+    hot: Sequence[str] = (),
     timeout: float = 300,
-) -> list[str]:  # type: ignore[assignment]
+) -> list[str]:
     """Run the checker once; return what went wrong (empty: every result right)."""
     args = [PYTHON, str(root / "checker.py"), str(tree), str(expected)]
     if hot:
@@ -324,7 +324,9 @@ def crash(scale: Scale, work: Path) -> Trial:
     store = work / "store"
     env = environ(work, store)
     counts = {"trials": 0, "killed_mid_run": 0, "wrong_results": 0, "failed_runs": 0,
-              "store_unclean_after_kill": 0, "repaired": 0, "unrepaired": 0}  # fmt: skip
+              "store_unclean_after_kill": 0, "repaired": 0, "unrepaired": 0,
+              "temp_files_left": 0}  # fmt: skip
+    temps_seen: set[Path] = set()
     durations = [0.3, 0.3]  # seconds a whole run of each kind of writer takes
     for n in range(scale.crash_trials):
         root = work / f"t{n % 2}"
@@ -353,6 +355,9 @@ def crash(scale: Scale, work: Path) -> Trial:
         else:
             durations[n % 2] = time.monotonic() - started
         counts["trials"] += 1
+        left = set(store.rglob("*.tmp"))  # a write cut short: gc removes them once an hour old
+        counts["temp_files_left"] += len(left - temps_seen)
+        temps_seen |= left
         code, _ = verify_store(env)  # what the kill left, before anything repairs it
         bad = check_run(root, tree, expected, env)  # a later run, on that store: every result right
         if bad:
@@ -489,42 +494,38 @@ def hostile(scale: Scale, work: Path) -> Trial:
     # A read-only store (filled first, then bind-mounted read-only).
     store = work / "ro-store"
     check_run(work, tree, expected, environ(work, store))
-    why = _bind_readonly(store)
-    if why is None:
+
+    def mounted_case(name: str, why: str | None, point: Path, env: dict[str, str]) -> None:
+        """``run_case`` on the mount at ``point`` (``why`` not: it could not be mounted)."""
+        if why is not None:
+            cases[name] = f"skipped: {why}"
+            return
         try:
-            run_case("read-only store (ro bind mount)", environ(work, store))
+            run_case(name, env)
         finally:
-            _unmount(store)
-    else:
-        cases["read-only store (ro bind mount)"] = f"skipped: {why}"
-    # The store deleted mid-run, warm and cold.
+            _unmount(point)
+
+    mounted_case(
+        "read-only store (ro bind mount)", _bind_readonly(store), store, environ(work, store)
+    )
+    # The store deleted halfway through a run's imports.
     deleted = work / "deleted-store"
     run_case("store deleted mid-run", environ(work, deleted), checker="deleter.py")
     # The store on another filesystem (a tmpfs) than the sources.
     point = work / "other-fs"
     why = _mount_tmpfs(point, "64m")
-    if why is None:
-        try:
-            run_case("store on another filesystem (tmpfs)", environ(work, point / "store"))
-        finally:
-            _unmount(point)
-    else:
-        cases["store on another filesystem (tmpfs)"] = f"skipped: {why}"
-    # No HOME, no PYCACHE_DIR, no XDG_CACHE_HOME.
-    run_case("HOME unset", environ(work, None, extra={"HOME": None}))
+    mounted_case("store on another filesystem (tmpfs)", why, point, environ(work, point / "store"))
+    # No HOME and no PYCACHE_DIR (the store comes from XDG_CACHE_HOME, so that
+    # nothing is written to the real user's home from the password database).
+    no_home = environ(work, None, extra={"HOME": None, "XDG_CACHE_HOME": str(work / "xdg")})
+    run_case("HOME unset", no_home)
     # The source tree read-only: chmod -w, then a read-only bind mount.
     for path in [tree, *tree.rglob("*")]:
         path.chmod(path.stat().st_mode & ~0o222)
     try:
         run_case("source tree chmod -w", environ(work, work / "store-w"))
         why = _bind_readonly(tree)
-        if why is None:
-            try:
-                run_case("source tree on a ro bind mount", environ(work, work / "store-ro"))
-            finally:
-                _unmount(tree)
-        else:
-            cases["source tree on a ro bind mount"] = f"skipped: {why}"
+        mounted_case("source tree on a ro bind mount", why, tree, environ(work, work / "store-ro"))
     finally:
         for path in [tree, *tree.rglob("*")]:
             path.chmod(path.stat().st_mode | 0o200)
@@ -712,49 +713,59 @@ def run_trial(name: str, scale: Scale, work: Path) -> Trial:
 # --- the report -----------------------------------------------------------------------
 
 
-def _lines(trial: Trial) -> Iterator[str]:
-    yield f"### {trial.title}"
-    yield ""
-    if trial.skipped:
-        yield f"Skipped: {trial.skipped}."
-        yield ""
-        return
-    verdict = "PASS" if not trial.failures else f"FAIL ({len(trial.failures)} failures)"
-    yield f"Result: **{verdict}** in {trial.seconds:.0f} s."
-    yield ""
-    yield "| figure | value |"
-    yield "|---|---|"
-    for key, value in trial.figures.items():
-        shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
-        yield f"| {key.replace('_', ' ')} | {shown} |"
-    for failure in trial.failures[:10]:
-        yield f"- failure: `{failure}`"
-    yield ""
-
-
-def render(trials: list[Trial], scale: Scale) -> str:
-    machine = (
-        f"{platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} cores"
-    )
-    head = [
-        "<!-- Figures below the marker are written by `make torture`; edit the text above it. -->",
-        f"## Figures ({scale.name} scale, {time.strftime('%Y-%m-%d', time.gmtime())})",
-        "",
-        f"Machine: {machine}; run as {'root' if os.geteuid() == 0 else 'a user'}.",
-        "",
-    ]
-    body = [line for trial in trials for line in _lines(trial)]
-    return "\n".join(head + body) + "\n"
-
-
 MARKER = "<!-- Figures below the marker are written by `make torture`; edit the text above it. -->"
 
 
-def write_report(path: Path, text: str) -> None:
-    existing = path.read_text() if path.exists() else ""
-    intro = existing.split(MARKER)[0] if MARKER in existing else existing
-    path.write_text(intro + text)
+def _machine() -> str:
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.system()} {platform.release()} {platform.machine()}, "
+        f"{os.cpu_count()} cores, run as {'root' if os.geteuid() == 0 else 'a user'}"
+    )
+
+
+def section(trial: Trial, scale: Scale) -> str:
+    """The report section of one trial (its own heading, scale, date and machine)."""
+    lines = [f"### {trial.title}", ""]
+    when = time.strftime("%Y-%m-%d", time.gmtime())
+    if trial.skipped:
+        lines += [f"Skipped ({scale.name} scale, {when}): {trial.skipped}.", ""]
+        return "\n".join(lines) + "\n"
+    verdict = "PASS" if not trial.failures else f"FAIL ({len(trial.failures)} failures)"
+    lines += [
+        f"Result: **{verdict}**, {scale.name} scale, {trial.seconds:.0f} s, {when}; {_machine()}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+    ]
+    for key, value in trial.figures.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        lines.append(f"| {key.replace('_', ' ')} | {shown} |")
+    lines += [f"- failure: `{failure}`" for failure in trial.failures[:10]]
+    return "\n".join(lines) + "\n"
+
+
+def merge_report(existing: str, sections: dict[str, str]) -> str:
+    """``existing`` with the sections of the trials just run replaced, in ``TRIALS`` order.
+
+    The text above ``MARKER`` is kept as it is; so are the sections of trials
+    not run this time (``--only``). Each section starts with a comment naming
+    its trial.
+    """
+    intro, found, figures = existing.partition(MARKER)
+    if not found:
+        intro, figures = existing, ""
+    kept: dict[str, str] = {}
+    for chunk in figures.split(_SECTION_TAG)[1:]:
+        name, _, text = chunk.partition(" -->\n")
+        if name in TRIALS:
+            kept[name] = text.strip("\n") + "\n"
+    kept.update(sections)
+    body = "\n".join(f"{_SECTION_TAG}{name} -->\n{kept[name]}" for name in TRIALS if name in kept)
+    return f"{intro.rstrip()}\n\n{MARKER}\n\n## Figures\n\n{body}"
+
+
+_SECTION_TAG = "<!-- trial: "
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -777,13 +788,14 @@ def main(argv: list[str] | None = None) -> int:
             verdict = "skipped" if trial.skipped else "FAIL" if trial.failures else "pass"
             print(f"[torture] {name}: {verdict} in {trial.seconds:.0f} s", file=sys.stderr)
             trials.append(trial)
-    text = render(trials, scale)
+    sections = {trial.name: section(trial, scale) for trial in trials}
     if args.json:
         print(json.dumps([dataclasses.asdict(t) for t in trials], indent=2))
     else:
-        print(text)
+        print("\n".join(sections.values()))
     if args.write:
-        write_report(Path(args.write), text)
+        path = Path(args.write)
+        path.write_text(merge_report(path.read_text() if path.exists() else "", sections))
     return 1 if any(t.failures for t in trials) else 0
 
 
