@@ -498,9 +498,11 @@ def test_a_forked_child_writes_its_own_entries(sandbox, make_tree, run_py, read_
     remote = tmp_path / "shared"
     run = run_py([script], pythonpath=[tree], env=_remote_env(remote, "rw"))
     assert sorted(run.stdout.split()) == ["0", "2"]
-    assert len(sandbox.entry_files(remote)) == 3
     stats = read_stats()
-    assert stats["remote_writes"] == stats["compiles"] == 3  # none written twice
+    # pkg's three modules, and on 3.12+ whatever showing fork()'s DeprecationWarning
+    # imports from source: each compiled once, and written to the remote once.
+    assert stats["compiles"] >= 3
+    assert len(sandbox.entry_files(remote)) == stats["remote_writes"] == stats["compiles"]
 
 
 def test_a_read_only_remote_does_not_import_threading(sandbox, make_tree, run_py, tmp_path):
