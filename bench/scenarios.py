@@ -169,6 +169,8 @@ class RatioScenario:
     target = 3.0
     #: Warm runs may need to hash sources (new path, changed file) but never compile.
     expect_content_hits = False
+    #: The local store starts empty every run: hits come from a remote (``_check_remote``).
+    cold_local = False
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
@@ -353,7 +355,6 @@ class FreshRunner(RatioScenario):
 
     backend = ""
     target = 2.5
-    #: The local store starts empty every run: misses are expected, hits come from the remote.
     cold_local = True
 
     def start_server(self) -> tuple[object, str]:
@@ -487,7 +488,7 @@ def run_ratio_scenario(scenario: RatioScenario) -> ScenarioResult:
                         result.stats_all_runs[name] = result.stats_all_runs.get(name, 0) + value
         result.program_report = dict(reference)
         result.failures.extend(scenario.verify())
-        if getattr(scenario, "cold_local", False):
+        if scenario.cold_local:
             result.failures.extend(_check_remote(result.stats_all_runs, ctx.reps))
         else:
             result.failures.extend(_check_warm(result.stats_all_runs, scenario.expect_content_hits))

@@ -20,6 +20,7 @@ inputs actually fed.
 
 from __future__ import annotations
 
+import _imp
 import contextlib
 import marshal
 import os
@@ -58,6 +59,10 @@ def _sources() -> list[bytes]:
     ]
 
 
+#: A real stat result, for index records and the freshness check.
+STAT = os.stat(__file__)
+
+
 def _seeds() -> dict[str, list[bytes]]:
     pycs, entries, indexes = [], [], []
     for source in _sources():
@@ -70,9 +75,8 @@ def _seeds() -> dict[str, list[bytes]]:
         entries.append(_entry.encode_entry(KEY, payload, SECRET))
     # Headers of older CPythons: 8-byte (up to 3.2), 12-byte (3.3-3.6) and 16-byte.
     pycs += [bytes.fromhex("03f30d0a") + bytes(4), bytes.fromhex("330d0d0a") + bytes(8)]
-    st_like = os.stat(__file__)
     records = {
-        "one.py": index.make_record(st_like, st_like.st_mtime_ns + 5 * 10**9, KEY),
+        "one.py": index.make_record(STAT, STAT.st_mtime_ns + 5 * 10**9, KEY),
         "two.py": (1, 2, 3, 4, 5, 6, KEY),
     }
     indexes.append(index.encode_index(DIRECTORY, records, CONTEXT))
@@ -90,9 +94,7 @@ def _reseal_entry(data: bytes) -> bytes:
 
 
 def _reseal_index(data: bytes) -> bytes:
-    payload = data[16:]
-    import _imp
-
+    payload = data[index._HEADER_SIZE :]
     return data[:8] + _imp.source_hash(index._CHECKSUM_SEED, payload) + payload
 
 
@@ -124,10 +126,9 @@ def _feed_index(data: bytes) -> None:
         records = index.decode_index(DIRECTORY, data, CONTEXT)
     except IndexFormatError:
         return
-    st_like = os.stat(__file__)
     for record in records.values():
         if index.valid_record(record):
-            index.trusted_key(record, st_like)
+            index.trusted_key(record, STAT)
 
 
 FEEDERS: dict[str, Callable[[bytes], None]] = {

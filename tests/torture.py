@@ -169,7 +169,6 @@ def make_tree(root: Path, modules: int, seed: int, hot: int = 0) -> tuple[Path, 
         package = tree / f"pkg{p}"
         package.mkdir(parents=True, exist_ok=True)
         (package / "__init__.py").write_text(f'"""Package {p}."""\n')
-    names = []
     for i in range(modules):
         name = f"pkg{i % 10}.mod{i:04d}"
         value = rng.randrange(10**6)
@@ -197,7 +196,6 @@ def make_tree(root: Path, modules: int, seed: int, hot: int = 0) -> tuple[Path, 
         )
         (tree / name.replace(".", "/")).with_suffix(".py").write_text(body)
         expected[name] = value
-        names.append(name)
     hot_names = []
     for h in range(hot):
         name = f"pkg{h % 10}.hot{h:02d}"
@@ -217,9 +215,11 @@ def check_run(
     env: dict[str, str],
     hot: Sequence[str] = (),
     timeout: float = 300,
+    script: str = "checker.py",
 ) -> list[str]:
-    """Run the checker once; return what went wrong (empty: every result right)."""
-    args = [PYTHON, str(root / "checker.py"), str(tree), str(expected)]
+    """Run the checker (or another ``script`` under ``root`` printing the same report) once;
+    return what went wrong (empty: every result right)."""
+    args = [PYTHON, str(root / script), str(tree), str(expected)]
     if hot:
         args.append(json.dumps(list(hot)))
     run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=timeout)
@@ -472,22 +472,12 @@ def hostile(scale: Scale, work: Path) -> Trial:
     runs = scale.hostile_runs
     cases: dict[str, str] = {}
 
-    def run_case(name: str, env: dict[str, str], *, checker: str = "checker.py") -> None:
+    (work / "deleter.py").write_text(STORE_DELETER)
+
+    def run_case(name: str, env: dict[str, str], *, script: str = "checker.py") -> None:
         failed = 0
         for _ in range(runs):
-            if checker == "checker.py":
-                bad = check_run(work, tree, expected, env)
-            else:
-                (work / checker).write_text(STORE_DELETER)
-                argv = [PYTHON, str(work / checker), str(tree), str(expected)]
-                done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-                bad = (
-                    []
-                    if done.returncode == 0
-                    and not done.stderr
-                    and not json.loads(done.stdout)["bad"]
-                    else [done.stderr[-300:] or done.stdout[-300:]]
-                )
+            bad = check_run(work, tree, expected, env, script=script)
             if bad:
                 failed += 1
                 trial.fail(f"{name}: {bad[0]}")
@@ -512,7 +502,7 @@ def hostile(scale: Scale, work: Path) -> Trial:
     )
     # The store deleted halfway through a run's imports.
     deleted = work / "deleted-store"
-    run_case("store deleted mid-run", environ(work, deleted), checker="deleter.py")
+    run_case("store deleted mid-run", environ(work, deleted), script="deleter.py")
     # The store on another filesystem (a tmpfs) than the sources.
     point = work / "other-fs"
     why = _mount_tmpfs(point, "64m")

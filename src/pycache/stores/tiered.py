@@ -33,7 +33,7 @@ from ._library import Library
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from typing import Deque, Iterator
+    from typing import Callable, Deque, Iterator
 
     from .base import Store
 
@@ -114,9 +114,12 @@ class TieredStore:
                 counts[name] = counts.get(name, 0) + value
         return counts
 
-    def _fail(self, remote: Remote, exc: BaseException) -> None:
+    def _fail(
+        self, remote: Remote, exc: BaseException, count: "Callable[[str], None] | None" = None
+    ) -> None:
+        """Give ``remote`` up; ``count`` is ``_count_in_writer`` in the writer thread."""
         remote.failed = True
-        self._count("remote_errors")
+        (count or self._count)("remote_errors")
         _debug.trace("remote %s failed (%r); not using it again in this process", remote.url, exc)
 
     def _ready(self, remote: Remote) -> bool:
@@ -163,22 +166,9 @@ class TieredStore:
         self._count("hits_remote")
         if not self.local.writable:
             return
-        # Never written here: creating a file can cost more than fetching it.
-        # Without a writer thread yet, the copy waits in the queue for it; with
-        # the queue full (the writer is behind), the copy is dropped and a later
-        # run fetches that entry again.
-        if self._writer() is None:
-            if len(self._backfills) < self.queue_limit:
-                self._backfills.append((key, data))
-            else:
-                self._count("remote_backfill_drops")
-            return
-        with self._cond:  # type: ignore[union-attr]
-            if len(self._backfills) < self.queue_limit:
-                self._backfills.append((key, data))
-                self._cond.notify()  # type: ignore[union-attr]
-                return
-        self._count("remote_backfill_drops")
+        # Never written here: creating a file can cost more than fetching it. A
+        # dropped copy (the writer is behind) is fetched again by a later run.
+        self._offer(self._backfills, key, data, "remote_backfill_drops")
 
     def put(self, key: str, data: bytes) -> bool:
         written = self.local.writable and self.local.put(key, data)
@@ -188,20 +178,27 @@ class TieredStore:
         return written
 
     def _enqueue(self, key: str, data: bytes) -> None:
-        writer = self._writer()  # None until threading can be imported: queue meanwhile
-        if writer is None:
-            if len(self._queue) >= self.queue_limit:
-                self._count("remote_write_drops")
-            else:
-                self._queue.append((key, data))
-            return
-        with self._cond:  # type: ignore[union-attr]
-            if len(self._queue) >= self.queue_limit:
-                self._count("remote_write_drops")
-                return
-            self._queue.append((key, data))
-            self._cond.notify()  # type: ignore[union-attr]
-        self._check_remotes_ready()
+        if self._offer(self._queue, key, data, "remote_write_drops"):
+            self._check_remotes_ready()
+
+    def _offer(self, queue: "Deque[tuple[str, bytes]]", key: str, data: bytes, drops: str) -> bool:
+        """Queue ``(key, data)`` for the writer thread; if the queue is full, count ``drops``.
+
+        The thread is started here once ``threading`` can be imported safely;
+        until then the queue waits for it.
+        """
+        if self._writer() is None:
+            if len(queue) < self.queue_limit:
+                queue.append((key, data))
+                return True
+        else:
+            with self._cond:  # type: ignore[union-attr]
+                if len(queue) < self.queue_limit:
+                    queue.append((key, data))
+                    self._cond.notify()  # type: ignore[union-attr]
+                    return True
+        self._count(drops)
+        return False
 
     def _check_remotes_ready(self) -> None:
         """Let the writer at the remote queue once every read-write remote's library is in."""
@@ -262,9 +259,7 @@ class TieredStore:
             try:
                 ok = remote.store.put(key, data)
             except Exception as exc:
-                remote.failed = True
-                self._count_in_writer("remote_errors")
-                _debug.trace("remote %s failed (%r); not using it again", remote.url, exc)
+                self._fail(remote, exc, self._count_in_writer)
                 continue
             if ok:
                 written += 1
@@ -279,12 +274,7 @@ class TieredStore:
         if self._thread is None and not (self._queue or self._backfills):
             return True  # nothing was ever queued
         if self._writer() is None:  # threading cannot be imported now: give up the queues
-            if self._queue:
-                self._count("remote_write_drops", len(self._queue))
-            if self._backfills:
-                self._count("remote_backfill_drops", len(self._backfills))
-            self._queue.clear()
-            self._backfills.clear()
+            self._drop_queued()
             return False
         self._check_remotes_ready()
         cond = self._cond
@@ -300,15 +290,21 @@ class TieredStore:
                 if left <= 0:
                     break
                 cond.wait(left)
-            dropped, backfills_dropped = len(self._queue), len(self._backfills)
-            self._queue.clear()
-            self._backfills.clear()
-            busy = self._busy
-        if dropped:
-            self._count("remote_write_drops", dropped)
-        if backfills_dropped:
-            self._count("remote_backfill_drops", backfills_dropped)
-        return not (dropped or backfills_dropped or busy)
+            dropped = self._drop_queued()
+            return not (dropped or self._busy)
+
+    def _drop_queued(self) -> bool:
+        """Empty both queues, counting what they held; say whether they held anything."""
+        dropped = False
+        for queue, counter in (
+            (self._queue, "remote_write_drops"),
+            (self._backfills, "remote_backfill_drops"),
+        ):
+            if queue:
+                self._count(counter, len(queue))
+                queue.clear()
+                dropped = True
+        return dropped
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue, writer thread and counters."""
