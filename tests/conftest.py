@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
@@ -242,7 +243,11 @@ class Sandbox:
         return path
 
     def stats(self, store: PathLike | None = None, env: EnvChanges = None) -> dict[str, int]:
-        """Return ``pycache stats --json`` for ``store`` (default: this sandbox's)."""
+        """Return ``pycache stats --json`` for ``store`` (default: this sandbox's).
+
+        First waits for any backfill helper to finish (it adds its counters).
+        """
+        wait_for_backfill(store if store is not None else self.store)
         changes = dict(env or {})
         changes["PYCACHE_DIR"] = str(store if store is not None else self.store)
         result = self.cli("stats", "--json", env=changes)
@@ -269,6 +274,7 @@ class Sandbox:
 
     def entry_files(self, store: PathLike | None = None) -> list[Path]:
         """Return the store's entry files, sorted."""
+        wait_for_backfill(store if store is not None else self.store)
         entries = Path(store if store is not None else self.store) / "entries"
         return sorted(path for path in entries.glob("*/*") if path.is_file())
 
@@ -288,6 +294,15 @@ class Sandbox:
 
 
 TreeFiles = Mapping[str, Union[str, bytes]]
+
+
+def wait_for_backfill(store: PathLike, timeout: float = 60.0) -> None:
+    """Wait until the helpers copying remote hits into ``store`` are done (spool/ empty)."""
+    spool = Path(store) / "spool"
+    deadline = time.monotonic() + timeout
+    while spool.is_dir() and any(spool.iterdir()):
+        assert time.monotonic() < deadline, f"backfill helper still running after {timeout} s"
+        time.sleep(0.01)
 
 
 def write_tree(root: Path, files: TreeFiles) -> Path:

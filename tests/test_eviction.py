@@ -111,15 +111,20 @@ class TestCollect:
         store = LocalStore(str(tmp_path / "store"))
         _fill(store, 1)
         fan = os.path.dirname(store.path_for("00" * 20))
+        spool = os.path.join(store.root, "spool")  # a killed backfill helper's
+        os.mkdir(spool)
         stale, fresh = os.path.join(fan, "a.1.2.tmp"), os.path.join(fan, "b.3.4.tmp")
-        for path in (stale, fresh):
+        stale_spool, fresh_spool = os.path.join(spool, "1-a.tmp"), os.path.join(spool, "2-b.tmp")
+        for path in (stale, fresh, stale_spool, fresh_spool):
             with open(path, "wb") as file:
                 file.write(b"half")
         old = time.time() - 2 * eviction.STALE_TEMP_SECONDS
         os.utime(stale, (old, old))
+        os.utime(stale_spool, (old, old))
         outcome = collect(store, max_size=None, max_age=None)
-        assert outcome.temp_files_removed == 1
+        assert outcome.temp_files_removed == 2
         assert not os.path.exists(stale) and os.path.exists(fresh)
+        assert not os.path.exists(stale_spool) and os.path.exists(fresh_spool)
 
 
 class TestCollectIfDue:

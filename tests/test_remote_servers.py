@@ -13,6 +13,7 @@ import os
 import pytest
 
 from pycache import _entry
+from pycache.bundle import bundle_key
 from pycache.exceptions import RemoteError
 from pycache.keys import cache_key, compile_context
 from pycache.stores.http import HTTPStore
@@ -29,6 +30,15 @@ MAIN = (
     f" for i in range({MODULES})))\n"
 )
 EXPECTED = f"{sum(range(MODULES))}\n"
+
+
+def _get_calls(server) -> int:
+    """How many GETs the Redis server answered since its stats were reset."""
+    info = server.command("INFO", "commandstats").decode()
+    for line in info.splitlines():
+        if line.startswith("cmdstat_get:"):
+            return int(line.split("calls=")[1].split(",")[0])
+    return 0
 
 
 @pytest.fixture
@@ -57,21 +67,33 @@ def _env(url: str, mode: str = "ro", **more: str | None) -> dict[str, str | None
     return env
 
 
+def _bundle(program: str = "main.py") -> str:
+    """The remote key of the bundle a run of ``program`` uploads."""
+    return bundle_key(compile_context(), program)
+
+
 def _two_machines(sandbox, make_tree, run_py, read_stats, tmp_path, url: str) -> None:
-    """CI (rw) compiles and fills the remote; a fresh machine (ro) runs without compiling."""
+    """CI (rw) compiles and fills the remote; a fresh machine (ro) runs without compiling.
+
+    CI also uploads the program's bundle, and the fresh machine is served from it.
+    """
     tree = make_tree(TREE)
     main = sandbox.script(MAIN)
     run = run_py([main], pythonpath=[tree], env=_env(url, "rw"))
     assert (run.stdout, run.stderr) == (EXPECTED, "")
     ci = read_stats()
     assert ci["compiles"] == ci["remote_writes"] == MODULES + 1
+    assert ci["remote_bundle_writes"] == 1
+    run = run_py([main], pythonpath=[tree], env=_env(url, "rw"))
+    assert read_stats()["remote_bundle_writes"] == 1  # the same set: not uploaded again
     laptop = tmp_path / "laptop-store"
     run = run_py([main], pythonpath=[tree], env=_env(url, "ro", PYCACHE_DIR=str(laptop)))
     assert (run.stdout, run.stderr) == (EXPECTED, "")
     stats = read_stats(laptop)
     assert stats.get("compiles", 0) == 0
     assert stats["hits_remote"] == stats["remote_backfills"] == MODULES + 1
-    assert stats.get("remote_writes", 0) == 0
+    assert stats["hits_remote_bundle"] == MODULES + 1 and stats["remote_bundles_fetched"] == 1
+    assert stats.get("remote_writes", 0) == stats.get("remote_bundle_writes", 0) == 0
     # The second run on that machine is all local.
     run_py([main], pythonpath=[tree], env=_env(url, "ro", PYCACHE_DIR=str(laptop)))
     assert read_stats(laptop)["hits_remote"] == MODULES + 1
@@ -83,7 +105,47 @@ class TestRedis:
     ):
         _two_machines(sandbox, make_tree, run_py, read_stats, tmp_path, redis_server.url)
         keys = redis_server.keys()
-        assert len(keys) == MODULES + 1 and all(k.startswith("pycache:") for k in keys)
+        assert len(keys) == MODULES + 2 and all(k.startswith("pycache:") for k in keys)
+        assert f"pycache:{_bundle()}" in keys
+
+    def test_a_fresh_machine_makes_a_few_requests_not_one_per_module(
+        self, redis_server, sandbox, make_tree, run_py, read_stats, tmp_path
+    ):
+        tree = make_tree(TREE)
+        main = sandbox.script(MAIN)
+        run_py([main], pythonpath=[tree], env=_env(redis_server.url, "rw"))
+        redis_server.command("CONFIG", "RESETSTAT")
+        laptop = tmp_path / "laptop"
+        env = _env(redis_server.url, "ro", PYCACHE_DIR=str(laptop))
+        run = run_py([main], pythonpath=[tree], env=env)
+        assert (run.stdout, run.stderr) == (EXPECTED, "")
+        assert read_stats(laptop)["hits_remote_bundle"] == MODULES + 1
+        assert _get_calls(redis_server) == 1  # the bundle, in one part
+        # Another program has another bundle (none here): one request per module.
+        other = sandbox.script(MAIN, name="other.py")
+        redis_server.command("CONFIG", "RESETSTAT")
+        env["PYCACHE_DIR"] = str(tmp_path / "another-laptop")
+        run = run_py([other], pythonpath=[tree], env=env)
+        assert (run.stdout, run.stderr) == (EXPECTED, "")
+        assert _get_calls(redis_server) == 1 + MODULES + 1
+
+    def test_a_bad_or_mixed_up_bundle_is_ignored(
+        self, redis_server, sandbox, make_tree, run_py, read_stats, tmp_path
+    ):
+        tree = make_tree(TREE)
+        main = sandbox.script(MAIN)
+        run_py([main], pythonpath=[tree], env=_env(redis_server.url, "rw"))
+        name = f"pycache:{_bundle()}"
+        good = redis_server.command("GET", name)
+        for bad in (os.urandom(200), b"PYCBNDL1" + os.urandom(40), good[:-9] + b"\r\n"):
+            redis_server.command("SET", name, bad)
+            laptop = tmp_path / f"laptop-{len(bad)}"
+            env = _env(redis_server.url, "ro", PYCACHE_DIR=str(laptop))
+            run = run_py([main], pythonpath=[tree], env=env)
+            assert (run.stdout, run.stderr) == (EXPECTED, "")
+            stats = read_stats(laptop)
+            assert stats["hits_remote"] == MODULES + 1 and stats.get("compiles", 0) == 0
+            assert stats.get("hits_remote_bundle", 0) == 0
 
     @pytest.mark.parametrize("first", ["typing", "importlib", "socket"])
     def test_a_library_dependency_imported_first_does_not_disable_the_remote(
@@ -109,7 +171,8 @@ class TestRedis:
         run = run_py([sandbox.script(MAIN)], pythonpath=[tree], env=_env(url, "rw"))
         assert run.stdout == EXPECTED
         keys = redis_server.keys()
-        assert len(keys) == MODULES + 1 and all(k.startswith("team-a/") for k in keys)
+        assert len(keys) == MODULES + 2 and all(k.startswith("team-a/") for k in keys)
+        assert f"team-a/{_bundle()}" in keys
         ttl = int(redis_server.command("TTL", keys[0])[1:-2])
         assert 3500 < ttl <= 3600
 
@@ -228,7 +291,7 @@ class TestHTTP:
         url = f"{nginx_server.url}?layout={layout}"
         _two_machines(sandbox, make_tree, run_py, read_stats, tmp_path, url)
         files = nginx_server.files()
-        assert len(files) == MODULES + 1
+        assert len(files) == MODULES + 2 and where(_bundle()) in files
         tree = tmp_path / "tree"
         key = cache_key((tree / "pkg" / "m7.py").read_bytes(), compile_context()).hex()
         assert where(key) in files

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for_backfill
 from pycache import _activate, _entry
 from pycache.config import from_environ
 from pycache.engine import Engine
 from pycache.index import PathIndex
 from pycache.keys import cache_key, compile_context
+from pycache.stats import read_totals
 from pycache.stores.local import LocalStore
 from pycache.stores.memory import MemoryStore
 from pycache.stores.remote import open_remote, redact
@@ -68,6 +70,11 @@ class Blocked(MemoryStore):
         return super().put(key, data)
 
 
+def _helper_counts(root: Path) -> dict[str, int]:
+    """The non-zero counters in the stats file of the store at ``root``."""
+    return {name: n for name, n in read_totals(str(root / "stats")).items() if n}
+
+
 def _tiered(tmp_path: Path, *remotes: tuple[object, bool]) -> TieredStore:
     local = LocalStore(str(tmp_path / "local"))
     return TieredStore(
@@ -114,9 +121,13 @@ class TestTieredStore:
         assert data == b"entry"
         assert store.local.get("ab" * 16) is None  # not before the engine checked it
         store.backfill("ab" * 16, data)
-        assert store.flush(30)  # the copy is made by the writer thread
+        assert store.local.get("ab" * 16) is None  # kept in memory until exit
+        assert store.flush(30)  # the copy is made by a helper process
+        wait_for_backfill(tmp_path / "local")
         assert store.local.get("ab" * 16) == b"entry"
-        assert store.take_counts() == {"hits_remote": 1, "remote_backfills": 1}
+        assert store.take_counts() == {"hits_remote": 1}
+        assert _helper_counts(tmp_path / "local") == {"remote_backfills": 1}
+        assert not list((tmp_path / "local" / "spool").iterdir())
         store.backfill("ab" * 16, store.get("ab" * 16))  # a local hit now: nothing counted
         assert store.take_counts() == {}
 
@@ -150,25 +161,82 @@ class TestTieredStore:
         blocked.release.set()
         assert all(store.local.get(f"{n:02d}" * 16) == b"x" for n in range(10))
 
-    def test_backfills_never_write_on_the_import_path(self, tmp_path):
-        """A busy writer: copies queue up to the limit, the rest are dropped, none inline."""
-        source, blocked = MemoryStore(), Blocked()
+    def test_backfills_are_bounded_and_never_written_before_exit(self, tmp_path):
+        """Remote hits are kept up to the byte limit, the rest dropped; none written inline."""
+        source = MemoryStore()
         keys = [f"{n:02d}" * 16 for n in range(6)]
         for key in keys:
             source.put(key, b"entry " + key.encode())
-        store = _tiered(tmp_path, (source, False), (blocked, True))
-        store.queue_limit = 3
-        store.put("ff" * 16, b"x")
-        assert blocked.started.wait(30)  # the writer is stuck in a remote write
+        store = _tiered(tmp_path, (source, False))
+        store.backfill_limit = 3 * len(b"entry " + keys[0].encode())
         for key in keys:
             store.backfill(key, store.get(key))
         assert all(store.local.get(key) is None for key in keys)  # nothing copied inline
         assert store.take_counts() == {"hits_remote": 6, "remote_backfill_drops": 3}
-        blocked.release.set()
         assert store.flush(30)
+        wait_for_backfill(tmp_path / "local")
         copied = [key for key in keys if store.local.get(key) == b"entry " + key.encode()]
         assert copied == keys[:3]
-        assert store.take_counts() == {"remote_backfills": 3, "remote_writes": 1}
+        assert _helper_counts(tmp_path / "local") == {"remote_backfills": 3}
+
+    def test_without_a_helper_the_exit_copies_what_time_allows(self, tmp_path, monkeypatch):
+        from pycache import backfill
+
+        monkeypatch.setattr(backfill, "spawn", lambda root, entries: False)
+        source = MemoryStore()
+        source.put("ab" * 16, b"entry")
+        store = _tiered(tmp_path, (source, False))
+        store.backfill("ab" * 16, store.get("ab" * 16))
+        assert store.flush(30)
+        assert store.local.get("ab" * 16) == b"entry"
+        assert store.take_counts() == {"hits_remote": 1, "remote_backfills": 1}
+        store.backfill("cd" * 16, source.put("cd" * 16, b"x") and store.get("cd" * 16))
+        assert store.flush(0)  # no time left: the copy is dropped, not made
+        assert store.local.get("cd" * 16) is None
+        assert store.take_counts() == {"hits_remote": 1, "remote_backfill_drops": 1}
+
+    def test_the_helper_only_writes_hex_keys_and_removes_its_spool(self, tmp_path):
+        from pycache import backfill, bundle
+
+        root = tmp_path / "store"
+        spool = root / "spool" / "1-x.tmp"
+        spool.parent.mkdir(parents=True)
+        spool.write_bytes(bundle.encode_records([("ab" * 20, b"good"), ("../../evil", b"bad")]))
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        assert (root / "entries" / "ab" / ("ab" * 19)).read_bytes() == b"good"
+        assert not spool.exists() and not (tmp_path / "evil").exists()
+        assert _helper_counts(root) == {"remote_backfills": 1}
+        spool.write_bytes(b"\x05abc")  # cut short: nothing written, the spool still removed
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        assert not spool.exists()
+
+    @pytest.mark.parametrize("memory", [True, False], ids=["memory file", "spool file"])
+    def test_a_spawned_helper_copies_the_entries(self, tmp_path, monkeypatch, memory):
+        from pycache import backfill
+
+        if not memory:  # as where there is no memfd_create
+            monkeypatch.setattr(backfill, "_memory_file", lambda buffers: None)
+        root = tmp_path / "store"
+        entries = [(f"{n:040x}", os.urandom(1000 + n)) for n in range(50)]
+        assert backfill.spawn(str(root), entries)
+        wait_for_backfill(root)
+        assert all(LocalStore(str(root)).get(key) == data for key, data in entries)
+        assert _helper_counts(root) == {"remote_backfills": 50}
+        assert list((root / "spool").iterdir()) == []
+
+    def test_the_helper_keeps_the_store_under_its_size_limit(self, tmp_path, monkeypatch):
+        from pycache import backfill, bundle
+
+        monkeypatch.setenv("PYCACHE_MAX_SIZE", "64K")
+        monkeypatch.delenv("PYCACHE_CONFIG", raising=False)
+        root = tmp_path / "store"
+        spool = root / "spool" / "1-x.tmp"
+        spool.parent.mkdir(parents=True)
+        entries = [(f"{n:040x}", os.urandom(8192)) for n in range(32)]  # 256 KiB
+        spool.write_bytes(bundle.encode_records(entries))
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        kept = sum(path.stat().st_size for path in (root / "entries").glob("*/*"))
+        assert 0 < kept <= 64 * 1024
 
     def test_a_raising_remote_is_dropped_after_one_failure(self, tmp_path):
         boom = Boom()
@@ -208,6 +276,7 @@ class TestEngineBackfill:
         engine = _engine_over(tmp_path, remote, secret)
         found, status = engine._load(key, str(src))
         assert engine.store.flush(30)  # type: ignore[attr-defined]
+        wait_for_backfill(tmp_path / "local")
         local = engine.store.local  # type: ignore[attr-defined]
         if secret is None:
             assert found is not None and local.get(key.hex()) is not None

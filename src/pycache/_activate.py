@@ -51,7 +51,7 @@ def build_engine(config: "Config") -> "Engine":
             index = PathIndex("", context=context, writable=False)
         stats_path = os.path.join(config.store_dir, "stats") if writable else None
     if config.remotes and not config.secret_unusable:
-        store = _tiered(store, config)  # type: ignore[assignment]
+        store = _tiered(store, config, context)  # type: ignore[assignment]
     engine = Engine(
         store,
         index,
@@ -65,7 +65,7 @@ def build_engine(config: "Config") -> "Engine":
     return engine
 
 
-def _tiered(local: "Store", config: "Config") -> "TieredStore":
+def _tiered(local: "Store", config: "Config", context: bytes) -> "TieredStore":
     """Put ``local`` in front of the configured remotes (those that can be opened)."""
     from . import _debug
     from .stores.remote import open_remote, redact
@@ -79,7 +79,7 @@ def _tiered(local: "Store", config: "Config") -> "TieredStore":
             _debug.trace("cannot use remote %s: %r", redact(url), exc)
             continue
         remotes.append(Remote(remote, redact(url), read_write=read_write))
-    return TieredStore(local, remotes, timeout=config.remote_timeout)
+    return TieredStore(local, remotes, timeout=config.remote_timeout, context=context)
 
 
 def _engine_from_environment() -> "Engine":

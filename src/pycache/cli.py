@@ -253,9 +253,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"  size                {_human(size):>10}")
     if any(totals[name] for name in stats.COUNTERS if "remote" in name):
         print("remote tiers:")
-        for name in stats.COUNTERS:
-            if "remote" in name:
-                print(f"  {name.replace('_', ' '):<20}{totals[name]:>10}")
+        remote = [name for name in stats.COUNTERS if "remote" in name]
+        width = max(len(name) for name in remote) + 2
+        for name in remote:
+            print(f"  {name.replace('_', ' '):<{width}}{totals[name]:>10}")
     return EXIT_OK
 
 

@@ -26,6 +26,7 @@ import os
 import time
 
 from . import _debug, _fs
+from .backfill import SPOOL_DIR
 from .stores.local import LocalStore
 
 TYPE_CHECKING = False
@@ -155,26 +156,28 @@ def scan(store: LocalStore) -> "list[Entry]":
 
 def _remove_stale_temp_files(store: LocalStore, now: float, dry_run: bool) -> int:
     removed = 0
-    for directory in (store.entries_dir, os.path.join(store.root, "index")):
+    # Temp files sit in the fan-out directories of entries/ and index/, and
+    # backfill spool files (left by a killed helper) directly in spool/.
+    directories = [os.path.join(store.root, SPOOL_DIR)]
+    for parent in (store.entries_dir, os.path.join(store.root, "index")):
         try:
-            fans = os.listdir(directory)
+            directories.extend(os.path.join(parent, fan) for fan in os.listdir(parent))
         except OSError:
             continue
-        for fan in fans:
-            fan_dir = os.path.join(directory, fan)
+    for directory in directories:
+        try:
+            names = [name for name in os.listdir(directory) if name.endswith(".tmp")]
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
             try:
-                names = [name for name in os.listdir(fan_dir) if name.endswith(".tmp")]
+                if now - os.lstat(path).st_mtime > STALE_TEMP_SECONDS:
+                    if not dry_run:
+                        os.unlink(path)
+                    removed += 1
             except OSError:
                 continue
-            for name in names:
-                path = os.path.join(fan_dir, name)
-                try:
-                    if now - os.lstat(path).st_mtime > STALE_TEMP_SECONDS:
-                        if not dry_run:
-                            os.unlink(path)
-                        removed += 1
-                except OSError:
-                    continue
     return removed
 
 

@@ -7,7 +7,8 @@
     │   ├── PycFormatError      a .pyc file or header
     │   ├── EntryFormatError    a store entry (bad magic, checksum or key binding)
     │   │   └── EntrySignatureError  unsigned, or its MAC does not match (PYCACHE_KEY)
-    │   └── IndexFormatError    a path-index file
+    │   ├── IndexFormatError    a path-index file
+    │   └── BundleFormatError   a remote bundle or a backfill spool file
     ├── StoreError              a store backend could not do what was asked
     │   └── RemoteError         a remote store is unreachable, hangs or does not speak its protocol
     └── ConfigError (also a ValueError): a configuration value is invalid
@@ -17,6 +18,7 @@ command-line tools turn them into messages and exit codes.
 """
 
 __all__ = [
+    "BundleFormatError",
     "ConfigError",
     "EntryFormatError",
     "EntrySignatureError",
@@ -51,6 +53,10 @@ class EntrySignatureError(EntryFormatError):
 
 class IndexFormatError(FormatError):
     """A path-index file is malformed or fails its checksum."""
+
+
+class BundleFormatError(FormatError):
+    """A bundle (``pycache.bundle``) or backfill spool file is cut short or mixed up."""
 
 
 class StoreError(PyCacheError):

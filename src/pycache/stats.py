@@ -34,8 +34,11 @@ COUNTERS = (
     "store_writes",  # entries written
     "store_write_errors",  # entries that could not be written
     "hits_remote",  # hits served by a remote tier (checked, then copied locally)
-    "remote_backfills",  # ... copied into the local store (in the background)
-    "remote_backfill_drops",  # ... not copied: copy queue full, or still queued at exit
+    "hits_remote_bundle",  # ... served from the program's bundle, fetched in a few requests
+    "remote_backfills",  # ... copied into the local store (by a helper process after exit)
+    "remote_backfill_drops",  # ... not copied: over the in-memory limit, or no time left
+    "remote_bundles_fetched",  # program bundles fetched from a remote
+    "remote_bundle_writes",  # program bundles uploaded at exit (once per machine and set)
     "remote_writes",  # entries written to a read-write remote
     "remote_write_errors",  # ... refused by the remote
     "remote_write_drops",  # ... dropped: queue full, or still queued at exit

@@ -2,13 +2,19 @@
 
 A read tries the local store, then each remote in order. A remote's bytes are
 not trusted yet: the engine checks them (checksum, and HMAC when a key is
-set) and only then calls ``backfill``, which copies them into the local
-store. So an unsigned or forged remote entry never lands locally. The copy
-is made by the background thread below, never on the import path: creating a
-file can cost more than fetching it, and a fresh runner backfills every
-module it imports. The copies share the writes' bounded queue discipline: a
-full queue drops the copy (the next run fetches that entry again), and at
-exit the queue gets a bounded wait.
+set) and only then calls ``backfill``, which keeps them for the local store.
+So an unsigned or forged remote entry never lands locally. The copies are
+made after exit by a helper process (``pycache.backfill``), never on the import
+path: creating a file can cost more than fetching it, and a fresh runner
+backfills every module it imports. At most ``BACKFILL_LIMIT`` bytes are kept;
+beyond that a copy is dropped (the next run fetches that entry again).
+
+Bundles (``pycache.bundle``): at its first request to a remote, a process
+fetches the bundle of its program (the entries a writing run of the same
+program loaded) in a few requests, and serves later misses from it. At exit a
+process that writes to remotes uploads the bundle of what it loaded, unless
+this machine already uploaded that same set (a marker in
+``<store>/bundles/``).
 
 A write goes to the local store at once and to every read-write remote
 through a bounded queue drained by one daemon thread, started on the first
@@ -33,7 +39,7 @@ from ._library import Library
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import threading
-    from typing import Callable, Deque, Iterator
+    from typing import Callable, Deque, Iterable, Iterator
 
     from .base import Store
 
@@ -41,6 +47,8 @@ __all__ = ["Remote", "TieredStore"]
 
 #: Entries waiting for the remotes, at most.
 QUEUE_LIMIT = 256
+#: Bytes of remote hits kept for the local store, at most.
+BACKFILL_LIMIT = 64 * 1024 * 1024
 #: Consecutive reads that take the whole timeout before a remote is given up.
 SLOW_LIMIT = 3
 #: ``threading`` itself is imported at a safe point only (see ``_library``).
@@ -50,7 +58,7 @@ _THREADING = Library(("threading",))
 class Remote:
     """One remote tier: its store, its URL (for display) and whether we write to it."""
 
-    __slots__ = ("failed", "read_write", "slow", "store", "url")
+    __slots__ = ("bundle", "bundle_keys", "failed", "read_write", "slow", "store", "url")
 
     def __init__(self, store: "Store", url: str, *, read_write: bool) -> None:
         self.store = store
@@ -59,6 +67,10 @@ class Remote:
         self.failed = False
         #: Consecutive reads that took the whole timeout.
         self.slow = 0
+        #: The entries of this program's bundle not served yet (``None``: not fetched).
+        self.bundle: dict[str, bytes] | None = None
+        #: The digest of the key set of the bundle fetched (``bundle.key_set_digest``).
+        self.bundle_keys: bytes | None = None
 
 
 class TieredStore:
@@ -71,20 +83,32 @@ class TieredStore:
         *,
         queue_limit: int = QUEUE_LIMIT,
         timeout: "float | None" = None,
+        context: "bytes | None" = None,
+        backfill_limit: int = BACKFILL_LIMIT,
     ) -> None:
         self.local = local
         self.remotes = remotes
         self.queue_limit = queue_limit
+        self.backfill_limit = backfill_limit
         #: Reads taking this long count as failures (``None``: never).
         self.timeout = timeout
+        #: The compile context, which names bundles (``None``: no bundles).
+        self.context = context
+        self._bundle_key: str | None = None
         self.counts: dict[str, int] = {}
-        self._remote_hit: tuple[str, bytes] | None = None
+        #: The last remote hit, until the engine has checked it: (key, data, from a bundle).
+        self._remote_hit: tuple[str, bytes, bool] | None = None
         self._reset_queue()
 
     def _reset_queue(self) -> None:
-        #: Entries for the read-write remotes, and remote hits to copy into ``local``.
+        #: Entries for the read-write remotes.
         self._queue: Deque[tuple[str, bytes]] = collections.deque()
-        self._backfills: Deque[tuple[str, bytes]] = collections.deque()
+        #: Checked remote hits for the local store, and their bytes.
+        self._backfills: dict[str, bytes] = {}
+        self._backfill_bytes = 0
+        #: Every key this process loaded or stored, in order (kept for the bundle if we write).
+        self._used: dict[str, None] = {}
+        self._record_use = any(r.read_write for r in self.remotes)
         #: Set (by an importing thread) once every read-write remote's library is imported.
         self._remotes_ready = False
         # threading is imported on the first queued write, not at start-up.
@@ -140,6 +164,14 @@ class TieredStore:
         for remote in self.remotes:
             if remote.failed or not self._ready(remote):
                 continue
+            if remote.bundle is None:
+                remote.bundle = self._fetch_bundle(remote)
+                if remote.failed:
+                    continue
+            data = remote.bundle.pop(key, None)
+            if data is not None:
+                self._remote_hit = (key, data, True)
+                return data
             started = time.monotonic()
             try:
                 data = remote.store.get(key)
@@ -153,55 +185,96 @@ class TieredStore:
             else:
                 remote.slow = 0
             if data is not None:
-                self._remote_hit = (key, data)
+                self._remote_hit = (key, data, False)
                 return data
         return None
 
+    def _bundle_name(self) -> "str | None":
+        if self._bundle_key is None and self.context is not None:
+            from ..bundle import bundle_key, program_name
+
+            self._bundle_key = bundle_key(self.context, program_name())
+        return self._bundle_key
+
+    def _fetch_bundle(self, remote: Remote) -> "dict[str, bytes]":
+        """Fetch this program's bundle from ``remote``; ``{}`` if it has none (or a bad one)."""
+        name = self._bundle_name()
+        if name is None:
+            return {}
+        from .. import bundle
+
+        try:
+            head = remote.store.get(name)
+            if head is None:
+                return {}
+            count, _ = bundle.head_info(head)
+            parts = [head]
+            for number in range(1, count):
+                part = remote.store.get(bundle.part_key(name, number))
+                if part is None:
+                    _debug.trace("bundle %s lacks part %d; not using it", name, number)
+                    return {}
+                parts.append(part)
+            entries = bundle.decode_records(bundle.join_parts(parts))
+        except ValueError as exc:  # BundleFormatError: garbage, or mixed-up uploads
+            _debug.trace("ignoring the bundle %s of remote %s: %s", name, remote.url, exc)
+            return {}
+        except Exception as exc:
+            self._fail(remote, exc)
+            return {}
+        self._count("remote_bundles_fetched")
+        _debug.trace("bundle %s: %d entries from %s", name, len(entries), remote.url)
+        remote.bundle_keys = bundle.key_set_digest(entries)
+        return entries
+
     def backfill(self, key: str, data: bytes) -> None:
-        """Copy ``data`` into the local store once the engine has verified it."""
+        """Note that ``data`` passed the engine's checks; keep it for the local store if remote."""
+        if self._record_use:
+            self._used[key] = None
         hit = self._remote_hit
         if hit is None or hit[0] != key or hit[1] is not data:
             return  # a local hit: nothing to copy
         self._remote_hit = None
         self._count("hits_remote")
-        if not self.local.writable:
+        if hit[2]:
+            self._count("hits_remote_bundle")
+        if not self.local.writable or key in self._backfills:
             return
-        # Never written here: creating a file can cost more than fetching it. A
-        # dropped copy (the writer is behind) is fetched again by a later run.
-        self._offer(self._backfills, key, data, "remote_backfill_drops")
+        if self._backfill_bytes + len(data) > self.backfill_limit:
+            self._count("remote_backfill_drops")  # fetched again by a later run
+            return
+        self._backfills[key] = data
+        self._backfill_bytes += len(data)
 
     def put(self, key: str, data: bytes) -> bool:
         written = self.local.writable and self.local.put(key, data)
+        if self._record_use:
+            self._used[key] = None
         if any(r.read_write and not r.failed for r in self.remotes):
             self._enqueue(key, data)
             return True
         return written
 
     def _enqueue(self, key: str, data: bytes) -> None:
-        if self._offer(self._queue, key, data, "remote_write_drops"):
-            self._check_remotes_ready()
-
-    def _offer(self, queue: "Deque[tuple[str, bytes]]", key: str, data: bytes, drops: str) -> bool:
-        """Queue ``(key, data)`` for the writer thread; if the queue is full, count ``drops``.
+        """Queue ``(key, data)`` for the writer thread; if the queue is full, drop it.
 
         The thread is started here once ``threading`` can be imported safely;
         until then the queue waits for it.
         """
+        queue = self._queue
+        if len(queue) >= self.queue_limit:
+            self._count("remote_write_drops")
+            return
         if self._writer() is None:
-            if len(queue) < self.queue_limit:
-                queue.append((key, data))
-                return True
-        else:
-            with self._cond:  # type: ignore[union-attr]
-                if len(queue) < self.queue_limit:
-                    queue.append((key, data))
-                    self._cond.notify()  # type: ignore[union-attr]
-                    return True
-        self._count(drops)
-        return False
+            queue.append((key, data))
+            return
+        with self._cond:  # type: ignore[union-attr]
+            queue.append((key, data))
+            self._cond.notify()  # type: ignore[union-attr]
+        self._check_remotes_ready()
 
     def _check_remotes_ready(self) -> None:
-        """Let the writer at the remote queue once every read-write remote's library is in."""
+        """Let the writer at the queue once every read-write remote's library is in."""
         if self._remotes_ready or self._cond is None:
             return
         for remote in self.remotes:
@@ -232,17 +305,12 @@ class TieredStore:
         assert cond is not None
         while True:
             with cond:
-                while not (self._backfills or (self._remotes_ready and self._queue)):
+                while not (self._remotes_ready and self._queue):
                     cond.wait()
-                backfill = bool(self._backfills)
-                key, data = (self._backfills if backfill else self._queue).popleft()
+                key, data = self._queue.popleft()
                 self._busy += 1
             try:
-                if backfill:
-                    if self.local.put(key, data):
-                        self._count_in_writer("remote_backfills")
-                else:
-                    self.write_remotes(key, data)
+                self.write_remotes(key, data)
             except Exception as exc:  # never let the thread die with work queued
                 _debug.trace("background write of %s failed: %r", key, exc)
             finally:
@@ -269,11 +337,21 @@ class TieredStore:
         return written
 
     def flush(self, timeout: float) -> bool:
-        """Wait at most ``timeout`` seconds for queued writes; say whether all went."""
+        """At exit: hand the backfills to a helper, then wait at most ``timeout``
+        seconds for queued writes and the bundle upload; say whether all went."""
         deadline = time.monotonic() + timeout
-        if self._thread is None and not (self._queue or self._backfills):
-            return True  # nothing was ever queued
-        if self._writer() is None:  # threading cannot be imported now: give up the queues
+        backfills, self._backfills = self._backfills, {}
+        self._backfill_bytes = 0
+        self._hand_off_backfills(backfills, deadline)
+        done = True
+        if self._thread is not None or self._queue:
+            done = self._wait_for_queue(deadline)
+        if done:
+            self._upload_bundle(backfills, deadline)
+        return done
+
+    def _wait_for_queue(self, deadline: float) -> bool:
+        if self._writer() is None:  # threading cannot be imported now: give up the queue
             self._drop_queued()
             return False
         self._check_remotes_ready()
@@ -282,7 +360,7 @@ class TieredStore:
         with cond:
             cond.notify_all()  # the writer, for anything queued before it started
             while (
-                (self._backfills or (self._queue and self._remotes_ready) or self._busy)
+                ((self._queue and self._remotes_ready) or self._busy)
                 and self._thread is not None
                 and self._thread.is_alive()
             ):
@@ -294,17 +372,86 @@ class TieredStore:
             return not (dropped or self._busy)
 
     def _drop_queued(self) -> bool:
-        """Empty both queues, counting what they held; say whether they held anything."""
-        dropped = False
-        for queue, counter in (
-            (self._queue, "remote_write_drops"),
-            (self._backfills, "remote_backfill_drops"),
-        ):
-            if queue:
-                self._count(counter, len(queue))
-                queue.clear()
-                dropped = True
-        return dropped
+        """Empty the write queue, counting what it held; say whether it held anything."""
+        if not self._queue:
+            return False
+        self._count("remote_write_drops", len(self._queue))
+        self._queue.clear()
+        return True
+
+    def _hand_off_backfills(self, backfills: "dict[str, bytes]", deadline: float) -> None:
+        """Give the kept remote hits to a helper process, or else copy them now."""
+        entries = list(backfills.items())
+        if not entries:
+            return
+        root = getattr(self.local, "root", None)
+        from .. import backfill
+
+        if root is not None and backfill.spawn(root, entries):
+            return
+        copied = 0
+        for key, data in entries:  # no helper: copy what the time allows
+            if time.monotonic() >= deadline or not self.local.put(key, data):
+                break
+            copied += 1
+        if copied:
+            self._count("remote_backfills", copied)
+        if copied < len(entries):
+            self._count("remote_backfill_drops", len(entries) - copied)
+
+    def _upload_bundle(self, backfills: "dict[str, bytes]", deadline: float) -> None:
+        """Upload the bundle of what this process loaded, unless that is known to be there.
+
+        It is, if this machine uploaded that same set of entries before (the
+        marker), or if the remote's bundle, fetched by this process, holds it.
+        ``backfills`` are the remote hits (not in the local store yet).
+        """
+        name = self._bundle_name()
+        if name is None or not self._used:
+            return
+        from .. import bundle
+
+        keys = list(self._used)[: bundle.MAX_ENTRIES]
+        if len(keys) < bundle.MIN_ENTRIES:
+            return
+        digest = bundle.key_set_digest(keys)
+        remotes = [
+            r for r in self.remotes if r.read_write and not r.failed and r.bundle_keys != digest
+        ]
+        marker = self._marker_path(name)
+        if not remotes or (marker is not None and _read_marker(marker) == digest):
+            return  # uploaded from here before: the remote has it (or a newer one)
+        entries = []
+        size = 0
+        for key in keys:
+            data = backfills.get(key) or self.local.get(key)
+            if data is None:
+                continue
+            size += len(data)
+            if size > bundle.MAX_BYTES:
+                break
+            entries.append((key, data))
+        parts = bundle.split_parts(bundle.encode_records(entries))
+        names = [name] + [bundle.part_key(name, n) for n in range(1, len(parts))]
+        uploaded = False
+        for remote in remotes:
+            # The head last: a reader never finds a head whose parts are not there yet.
+            if _put_all(remote, reversed(list(zip(names, parts))), deadline):
+                uploaded = True
+                self._count("remote_bundle_writes")
+        if uploaded and marker is not None:
+            try:
+                from .. import _fs
+
+                _fs.write_atomic(marker, digest)
+            except OSError as exc:
+                _debug.trace("cannot write the bundle marker %s: %s", marker, exc)
+
+    def _marker_path(self, name: str) -> "str | None":
+        root = getattr(self.local, "root", None)
+        if root is None or not self.local.writable:
+            return None
+        return f"{root}/bundles/{name}"
 
     def after_fork(self) -> None:
         """In a forked child: forget the parent's queue, writer thread and counters."""
@@ -325,3 +472,27 @@ class TieredStore:
                 remote.store.close()
             except Exception as exc:
                 _debug.trace("closing remote %s: %r", remote.url, exc)
+
+
+def _put_all(remote: Remote, items: "Iterable[tuple[str, bytes]]", deadline: float) -> bool:
+    """Write every ``(key, data)`` to ``remote`` before ``deadline``; say whether all went."""
+    try:
+        for key, data in items:
+            if time.monotonic() >= deadline:
+                _debug.trace("no time left to upload the bundle to %s", remote.url)
+                return False
+            if not remote.store.put(key, data):
+                _debug.trace("%s refused part %s of the bundle", remote.url, key)
+                return False
+    except Exception as exc:  # an upload at exit: the remote is not given up for it
+        _debug.trace("bundle upload to %s failed: %r", remote.url, exc)
+        return False
+    return True
+
+
+def _read_marker(path: str) -> "bytes | None":
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None

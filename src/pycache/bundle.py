@@ -1,0 +1,213 @@
+"""Bundles: every entry one program loaded, fetched from a remote in a few requests.
+
+A fresh CI runner or container imports hundreds of modules, and each one that
+misses the empty local store costs a remote round trip. So a process that
+writes to a remote also uploads, at exit, a bundle: the entries of every
+module it loaded, under a key named after the compile context and the program
+(``program_name``). A later process of the same program that reaches the
+remote fetches the bundle once and serves its misses from it. Each entry in a
+bundle is still a whole store entry, checked by the engine like any other
+(checksum, and HMAC with a key), so a bundle can waste bandwidth but cannot
+plant code.
+
+A bundle is stored as parts of at most ``PART_SIZE`` bytes (one request each,
+small enough for a default nginx ``client_max_body_size`` and for a request
+timeout of tens of milliseconds). This module's own format (all integers
+big-endian)::
+
+    part 0:   "PYCBNDL1" | u32 parts | 20-byte BLAKE2b of the payload | payload[0]
+    part n>0: "PYCBNDLP" | 20-byte BLAKE2b of the payload | payload[n]
+    payload:  records, each u8 key length | key (ASCII hex) | u32 length | entry
+
+Parts from two uploads mixed by a concurrent writer fail the digest, and the
+whole bundle is then ignored. The same record framing is used for the spool
+files of ``backfill``.
+"""
+
+import struct
+import sys
+
+from ._entry import KEY_SIZE
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
+
+__all__ = [
+    "MAX_BYTES",
+    "MAX_ENTRIES",
+    "MIN_ENTRIES",
+    "bundle_key",
+    "decode_records",
+    "encode_records",
+    "head_info",
+    "join_parts",
+    "key_set_digest",
+    "part_key",
+    "program_name",
+    "record_buffers",
+    "split_parts",
+]
+
+MAGIC = b"PYCBNDL1"
+PART_MAGIC = b"PYCBNDLP"
+#: Bytes of payload per part.
+PART_SIZE = 512 * 1024
+#: A program that loaded fewer entries gains too little to be worth a bundle.
+MIN_ENTRIES = 16
+#: At most this many entries, and this many bytes of them, go into one bundle.
+MAX_ENTRIES = 8192
+MAX_BYTES = 64 * 1024 * 1024
+_DIGEST_SIZE = KEY_SIZE
+_HEAD = struct.Struct(f">8sI{_DIGEST_SIZE}s")
+_PART_HEAD = struct.Struct(f">8s{_DIGEST_SIZE}s")
+_LENGTH = struct.Struct(">I")
+
+
+def _blake2b(*chunks: bytes, person: bytes) -> bytes:
+    from .keys import _hasher
+
+    digest = _hasher()(digest_size=_DIGEST_SIZE, person=person)
+    for chunk in chunks:
+        digest.update(chunk)  # type: ignore[attr-defined]
+    result: bytes = digest.digest()  # type: ignore[attr-defined]
+    return result
+
+
+def _error(message: str) -> Exception:
+    from .exceptions import BundleFormatError  # imported on failure only
+
+    return BundleFormatError(message)
+
+
+def program_name(orig_argv: "Sequence[str] | None" = None) -> str:
+    """Name the running program so that the same command on another machine matches.
+
+    From the command line as the interpreter got it (``sys.orig_argv``, 3.10+;
+    before that ``/proc/self/cmdline``, else ``sys.argv``): ``-m pytest`` gives
+    ``-m pytest``, a script or console script its file name (``pytest``,
+    ``manage.py``), ``-c`` code ``-c``. Paths are left out: runners check out
+    to different directories.
+    """
+    argv = list(orig_argv) if orig_argv is not None else _orig_argv()
+    args = argv[1:]
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-m" or arg == "-c":
+            return arg if arg == "-c" else f"-m {args[i + 1] if i + 1 < len(args) else ''}"
+        if arg.startswith("-m") and len(arg) > 2:
+            return f"-m {arg[2:]}"
+        if arg.startswith("-c") and len(arg) > 2:
+            return "-c"
+        if arg in ("-X", "-W", "--check-hash-based-pycs"):  # options with a separate value
+            i += 2
+            continue
+        if arg.startswith("-") and arg != "-":
+            i += 1
+            continue
+        return arg.replace("\\", "/").rstrip("/").rpartition("/")[2] or arg
+    return ""
+
+
+def _orig_argv() -> "list[str]":
+    argv = getattr(sys, "orig_argv", None)
+    if argv is not None:
+        return list(argv)
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            raw = f.read()
+        return [arg.decode("utf-8", "surrogateescape") for arg in raw.split(b"\0")[:-1]]
+    except OSError:
+        return [sys.executable, *sys.argv]
+
+
+def bundle_key(context: bytes, program: str) -> str:
+    """Return the remote key of the bundle of ``program`` in compile ``context``."""
+    name = program.encode("utf-8", "surrogateescape")
+    return _blake2b(context, b"\0", name, person=b"pyc-bundle").hex()
+
+
+def part_key(key: str, part: int) -> str:
+    """Return the remote key of part ``part`` (> 0) of the bundle ``key``."""
+    return _blake2b(key.encode("ascii"), _LENGTH.pack(part), person=b"pyc-bpart").hex()
+
+
+def key_set_digest(keys: "Iterable[str]") -> bytes:
+    """Return a digest of a set of keys (order and repeats do not matter)."""
+    return _blake2b("\n".join(sorted(set(keys))).encode("ascii"), person=b"pyc-bkeys")
+
+
+def record_buffers(entries: "Iterable[tuple[str, bytes]]") -> "list[bytes]":
+    """Frame ``(key, entry)`` pairs as a payload, in pieces (for ``os.writev``: no copy)."""
+    out = []
+    for key, data in entries:
+        raw = key.encode("ascii")
+        out.append(bytes((len(raw),)) + raw + _LENGTH.pack(len(data)))
+        out.append(data)
+    return out
+
+
+def encode_records(entries: "Iterable[tuple[str, bytes]]") -> bytes:
+    """Frame ``(key, entry)`` pairs as a payload."""
+    return b"".join(record_buffers(entries))
+
+
+def decode_records(payload: bytes) -> "dict[str, bytes]":
+    """Return the ``{key: entry}`` of a payload; ``BundleFormatError`` if it is cut or bad."""
+    records: dict[str, bytes] = {}
+    view = memoryview(payload)
+    pos = 0
+    end = len(payload)
+    while pos < end:
+        size = payload[pos]
+        key_end = pos + 1 + size
+        if size == 0 or key_end + 4 > end:
+            raise _error(f"bundle record at byte {pos} is cut short")
+        try:
+            key = payload[pos + 1 : key_end].decode("ascii")
+        except UnicodeDecodeError:
+            raise _error(f"bundle record at byte {pos} has a key that is not ASCII") from None
+        (length,) = _LENGTH.unpack_from(payload, key_end)
+        pos = key_end + 4 + length
+        if pos > end:
+            raise _error(f"bundle entry {key} is cut short")
+        records[key] = bytes(view[key_end + 4 : pos])
+    return records
+
+
+def split_parts(payload: bytes) -> "list[bytes]":
+    """Cut a payload into the parts to upload, in order (part 0 first)."""
+    digest = _blake2b(payload, person=b"pyc-bundle")
+    chunks = [payload[i : i + PART_SIZE] for i in range(0, len(payload), PART_SIZE)] or [b""]
+    parts = [_HEAD.pack(MAGIC, len(chunks), digest) + chunks[0]]
+    parts.extend(_PART_HEAD.pack(PART_MAGIC, digest) + chunk for chunk in chunks[1:])
+    return parts
+
+
+def head_info(part0: bytes) -> "tuple[int, bytes]":
+    """Return ``(number of parts, payload digest)`` from part 0. Raises ``BundleFormatError``."""
+    if len(part0) < _HEAD.size or part0[:8] != MAGIC:
+        raise _error("not a PyCache bundle")
+    magic, count, digest = _HEAD.unpack_from(part0)
+    if not 1 <= count <= MAX_BYTES // PART_SIZE + 1:
+        raise _error(f"bundle claims {count} parts")
+    return count, digest
+
+
+def join_parts(parts: "Sequence[bytes]") -> bytes:
+    """Return the payload of a bundle's parts (part 0 first). Raises ``BundleFormatError``."""
+    count, digest = head_info(parts[0])
+    if len(parts) != count:
+        raise _error(f"bundle has {len(parts)} parts, its head says {count}")
+    chunks = [parts[0][_HEAD.size :]]
+    for number, part in enumerate(parts[1:], 1):
+        if len(part) < _PART_HEAD.size or part[:8] != PART_MAGIC:
+            raise _error(f"bundle part {number} is not a bundle part")
+        if part[8 : _PART_HEAD.size] != digest:
+            raise _error(f"bundle part {number} belongs to another upload")
+        chunks.append(part[_PART_HEAD.size :])
+    payload = b"".join(chunks)
+    if _blake2b(payload, person=b"pyc-bundle") != digest:
+        raise _error("bundle payload does not match its digest")
+    return payload

@@ -1,0 +1,186 @@
+"""Bundles: their format, program names, and their use by the tiered store."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import wait_for_backfill
+from pycache import bundle
+from pycache.exceptions import BundleFormatError, FormatError
+from pycache.stores.local import LocalStore
+from pycache.stores.memory import MemoryStore
+from pycache.stores.tiered import Remote, TieredStore
+
+CONTEXT = b"test-context"
+
+
+def _entries(n: int, size: int = 100) -> list[tuple[str, bytes]]:
+    return [(f"{i:040x}", os.urandom(size)) for i in range(n)]
+
+
+class TestFormat:
+    def test_records_round_trip(self):
+        entries = _entries(20) + [("ff" * 20, b"")]
+        assert bundle.decode_records(bundle.encode_records(entries)) == dict(entries)
+        assert bundle.decode_records(b"") == {}
+
+    @pytest.mark.parametrize("cut", [1, 5, 30, 45, 150])
+    def test_a_cut_payload_is_an_error(self, cut):
+        payload = bundle.encode_records(_entries(2))
+        with pytest.raises(BundleFormatError) as info:
+            bundle.decode_records(payload[:-cut])
+        assert isinstance(info.value, FormatError) and isinstance(info.value, ValueError)
+
+    def test_parts_round_trip_and_the_head_comes_first(self, monkeypatch):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        payload = bundle.encode_records(_entries(30))
+        parts = bundle.split_parts(payload)
+        assert len(parts) == -(-len(payload) // 1000) > 1
+        assert bundle.head_info(parts[0])[0] == len(parts)
+        assert bundle.join_parts(parts) == payload
+        assert bundle.join_parts(bundle.split_parts(b"")) == b""
+
+    def test_parts_of_two_uploads_do_not_mix(self, monkeypatch):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        first = bundle.split_parts(bundle.encode_records(_entries(30)))
+        second = bundle.split_parts(bundle.encode_records(_entries(30)))
+        with pytest.raises(BundleFormatError, match="another upload"):
+            bundle.join_parts([first[0], second[1], *first[2:]])
+        with pytest.raises(BundleFormatError, match="parts"):
+            bundle.join_parts(first[:-1])
+        tampered = bytearray(first[0])
+        tampered[-1] ^= 1
+        with pytest.raises(BundleFormatError, match="digest"):
+            bundle.join_parts([bytes(tampered), *first[1:]])
+
+    @pytest.mark.parametrize(
+        "head",
+        [b"", b"PYCBNDL1", bytes(range(64)), b"PYCBNDL1" + b"\0" * 4 + b"x" * 20],
+        ids=["empty", "magic only", "garbage", "zero parts"],
+    )
+    def test_a_bad_head_is_an_error(self, head):
+        with pytest.raises(BundleFormatError):
+            bundle.head_info(head)
+
+    def test_keys_depend_on_context_and_program(self):
+        names = {
+            bundle.bundle_key(context, program)
+            for context in (b"a", b"b")
+            for program in ("pytest", "-m pytest")
+        }
+        assert len(names) == 4 and all(len(name) == 40 for name in names)
+        assert bundle.part_key("ab" * 20, 1) != bundle.part_key("ab" * 20, 2)
+        assert bundle.key_set_digest(["b", "a", "a"]) == bundle.key_set_digest(["a", "b"])
+
+
+class TestProgramName:
+    @pytest.mark.parametrize(
+        "argv, name",
+        [
+            (["/venv/bin/python", "-m", "pytest", "-x"], "-m pytest"),
+            (["python3", "-X", "dev", "-mpytest"], "-m pytest"),
+            (["python", "-c", "print(1)"], "-c"),
+            (["python", "-I", "-W", "error", "/ci/build/manage.py", "test"], "manage.py"),
+            (["/venv/bin/python", "/home/runner/work/venv/bin/pytest", "tests"], "pytest"),
+            (["python", "C:\\work\\tool.py"], "tool.py"),
+            (["python"], ""),
+            (["python", "-"], "-"),
+        ],
+    )
+    def test_paths_are_left_out(self, argv, name):
+        assert bundle.program_name(argv) == name
+
+    def test_the_running_program_has_a_name(self):
+        assert bundle.program_name() != ""  # pytest, or -m pytest
+
+
+def _tiered(tmp_path: Path, remote: MemoryStore, read_write: bool) -> TieredStore:
+    local = LocalStore(str(tmp_path / "local"))
+    return TieredStore(local, [Remote(remote, "mem", read_write=read_write)], context=CONTEXT)
+
+
+class TestTieredBundles:
+    def test_a_writer_uploads_once_and_a_reader_is_served_from_it(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        remote = MemoryStore()
+        writer = _tiered(tmp_path / "ci", remote, True)
+        entries = _entries(20)
+        for key, data in entries:
+            writer.put(key, data)
+        assert writer.flush(30)
+        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        assert name in remote.entries and bundle.part_key(name, 1) in remote.entries
+        assert writer.take_counts() == {"remote_writes": 20, "remote_bundle_writes": 1}
+        # Another process on that machine loading the same set does not upload it again.
+        again = _tiered(tmp_path / "ci", remote, True)
+        for key, data in entries:
+            again.backfill(key, data)
+        assert again.flush(30) and again.take_counts() == {}
+        # A fresh reader fetches the bundle once and makes no other request.
+        requests = []
+        monkeypatch.setattr(
+            remote, "get", lambda key: requests.append(key) or remote.entries.get(key)
+        )
+        reader = _tiered(tmp_path / "laptop", remote, False)
+        for key, data in entries:
+            served = reader.get(key)
+            assert served == data
+            reader.backfill(key, served)  # as the engine does once it has checked it
+        assert len(requests) == len(bundle.split_parts(bundle.encode_records(entries)))
+        counts = reader.take_counts()
+        assert counts["hits_remote"] == counts["hits_remote_bundle"] == 20
+        assert counts["remote_bundles_fetched"] == 1
+
+    def test_fresh_writers_reupload_only_a_changed_set_with_their_remote_hits(self, tmp_path):
+        remote = MemoryStore()
+        first = _tiered(tmp_path / "ci-1", remote, True)
+        entries = _entries(20)
+        for key, data in entries:
+            first.put(key, data)
+        assert first.flush(30)
+        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        # A fresh runner served by the bundle loads the same set: nothing to upload.
+        second = _tiered(tmp_path / "ci-2", remote, True)
+        for key, _ in entries:
+            second.backfill(key, second.get(key))
+        assert second.flush(30)
+        assert "remote_bundle_writes" not in second.take_counts()
+        wait_for_backfill(tmp_path / "ci-2" / "local")
+        # One more module: the new bundle holds it and the hits (not local yet when built).
+        third = _tiered(tmp_path / "ci-3", remote, True)
+        for key, _ in entries:
+            third.backfill(key, third.get(key))
+        third.put("ee" * 20, b"new")
+        assert third.flush(30)
+        assert third.take_counts()["remote_bundle_writes"] == 1
+        payload = bundle.join_parts([remote.entries[name]])
+        assert bundle.decode_records(payload) == {**dict(entries), "ee" * 20: b"new"}
+        wait_for_backfill(tmp_path / "ci-3" / "local")
+
+    def test_too_few_entries_make_no_bundle(self, tmp_path):
+        remote = MemoryStore()
+        writer = _tiered(tmp_path, remote, True)
+        for key, data in _entries(bundle.MIN_ENTRIES - 1):
+            writer.put(key, data)
+        assert writer.flush(30)
+        assert len(remote.entries) == bundle.MIN_ENTRIES - 1
+
+    def test_a_reader_ignores_a_bundle_with_a_missing_part(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        remote = MemoryStore()
+        writer = _tiered(tmp_path / "ci", remote, True)
+        entries = _entries(20)
+        for key, data in entries:
+            writer.put(key, data)
+        assert writer.flush(30)
+        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        del remote.entries[bundle.part_key(name, 1)]
+        reader = _tiered(tmp_path / "laptop", remote, False)
+        key, data = entries[0]
+        served = reader.get(key)
+        assert served == data  # fetched on its own
+        reader.backfill(key, served)
+        assert reader.take_counts() == {"hits_remote": 1}
