@@ -406,8 +406,10 @@ class TieredStore:
         marker), or if the remote's bundle, fetched by this process, holds it.
         ``backfills`` are the remote hits (not in the local store yet).
         """
+        if not self._used:  # no read-write remote, or nothing loaded
+            return
         name = self._bundle_name()
-        if name is None or not self._used:
+        if name is None:
             return
         from .. import bundle
 
