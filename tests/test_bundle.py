@@ -65,6 +65,12 @@ class TestFormat:
         with pytest.raises(BundleFormatError):
             bundle.head_info(head)
 
+    def test_a_part_larger_than_any_upload_is_an_error(self):
+        (part,) = bundle.split_parts(b"x" * bundle.PART_SIZE)
+        bundle.check_part(part)
+        with pytest.raises(BundleFormatError, match="more than"):
+            bundle.check_part(part + b"x")
+
     def test_keys_depend_on_context_and_program(self):
         names = {
             bundle.bundle_key(context, program)

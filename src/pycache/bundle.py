@@ -38,6 +38,7 @@ __all__ = [
     "MAX_ENTRIES",
     "MIN_ENTRIES",
     "bundle_key",
+    "check_part",
     "decode_records",
     "encode_records",
     "head_info",
@@ -193,6 +194,16 @@ def head_info(part0: bytes) -> "tuple[int, bytes]":
     if not 1 <= count <= MAX_BYTES // PART_SIZE + 1:
         raise _error(f"bundle claims {count} parts")
     return count, digest
+
+
+def check_part(part: bytes) -> None:
+    """Raise ``BundleFormatError`` for a part larger than any part we upload.
+
+    Checked as each part arrives, so a forged head cannot make a reader hold
+    more than ``MAX_BYTES`` (and one oversized part) in memory.
+    """
+    if len(part) > _HEAD.size + PART_SIZE:
+        raise _error(f"bundle part of {len(part)} bytes, more than {PART_SIZE}")
 
 
 def join_parts(parts: "Sequence[bytes]") -> bytes:

@@ -208,12 +208,14 @@ class TieredStore:
             if head is None:
                 return {}
             count, _ = bundle.head_info(head)
+            bundle.check_part(head)
             parts = [head]
             for number in range(1, count):
                 part = remote.store.get(bundle.part_key(name, number))
                 if part is None:
                     _debug.trace("bundle %s lacks part %d; not using it", name, number)
                     return {}
+                bundle.check_part(part)
                 parts.append(part)
             entries = bundle.decode_records(bundle.join_parts(parts))
         except ValueError as exc:  # BundleFormatError: garbage, or mixed-up uploads
