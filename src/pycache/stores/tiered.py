@@ -5,8 +5,8 @@ not trusted yet: the engine checks them (checksum, and HMAC when a key is
 set) and only then calls ``backfill``, which keeps them for the local store.
 So an unsigned or forged remote entry never lands locally. The copies are
 made after exit by a helper process (``pycache.backfill``), never on the import
-path: creating a file can cost more than fetching it, and a fresh runner
-backfills every module it imports. At most ``BACKFILL_LIMIT`` bytes are kept;
+path nor in a thread of the importing process: a fresh runner backfills every
+module it imports. At most ``BACKFILL_LIMIT`` bytes are kept;
 beyond that a copy is dropped (the next run fetches that entry again).
 
 Bundles (``pycache.bundle``): at its first request to a remote, a process
