@@ -10,6 +10,7 @@ import pytest
 from conftest import wait_for_backfill
 from pycache import bundle
 from pycache.exceptions import BundleFormatError, FormatError
+from pycache.stores import tiered
 from pycache.stores.local import LocalStore
 from pycache.stores.memory import MemoryStore
 from pycache.stores.tiered import Remote, TieredStore
@@ -23,9 +24,24 @@ def _entries(n: int, size: int = 100) -> list[tuple[str, bytes]]:
 
 class TestFormat:
     def test_records_round_trip(self):
-        entries = _entries(20) + [("ff" * 20, b"")]
+        entries = _entries(20)
         assert bundle.decode_records(bundle.encode_records(entries)) == dict(entries)
         assert bundle.decode_records(b"") == {}
+
+    @pytest.mark.parametrize(
+        "key, entry",
+        [("ff" * 20, b""), ("FF" * 20, b"x"), ("ab", b"x"), ("../" * 13 + "x", b"x")],
+        ids=["empty entry", "upper case", "short key", "path"],
+    )
+    def test_only_store_keys_and_non_empty_entries_decode(self, key, entry):
+        with pytest.raises(BundleFormatError):
+            bundle.decode_records(bundle.encode_records([*_entries(2), (key, entry)]))
+
+    def test_at_most_max_entries_decode(self, monkeypatch):
+        monkeypatch.setattr(bundle, "MAX_ENTRIES", 5)
+        assert len(bundle.decode_records(bundle.encode_records(_entries(5)))) == 5
+        with pytest.raises(BundleFormatError, match="more than 5"):
+            bundle.decode_records(bundle.encode_records(_entries(6)))
 
     @pytest.mark.parametrize("cut", [1, 5, 30, 45, 150])
     def test_a_cut_payload_is_an_error(self, cut):
@@ -78,7 +94,9 @@ class TestFormat:
             for program in ("pytest", "-m pytest")
         }
         assert len(names) == 4 and all(len(name) == 40 for name in names)
-        assert bundle.part_key("ab" * 20, 1) != bundle.part_key("ab" * 20, 2)
+        upload, other = b"u" * 20, b"v" * 20
+        assert bundle.part_key("ab" * 20, upload, 1) != bundle.part_key("ab" * 20, upload, 2)
+        assert bundle.part_key("ab" * 20, upload, 1) != bundle.part_key("ab" * 20, other, 1)
         assert bundle.key_set_digest(["b", "a", "a"]) == bundle.key_set_digest(["a", "b"])
 
 
@@ -88,7 +106,6 @@ class TestProgramName:
         [
             (["/venv/bin/python", "-m", "pytest", "-x"], "-m pytest"),
             (["python3", "-X", "dev", "-mpytest"], "-m pytest"),
-            (["python", "-c", "print(1)"], "-c"),
             (["python", "-I", "-W", "error", "/ci/build/manage.py", "test"], "manage.py"),
             (["/venv/bin/python", "/home/runner/work/venv/bin/pytest", "tests"], "pytest"),
             (["python", "C:\\work\\tool.py"], "tool.py"),
@@ -98,6 +115,23 @@ class TestProgramName:
     )
     def test_paths_are_left_out(self, argv, name):
         assert bundle.program_name(argv) == name
+
+    def test_code_is_named_by_its_digest(self):
+        one = bundle.program_name(["python", "-c", "print(1)"])
+        assert one is not None and one.startswith("-c ") and len(one) == 19
+        assert bundle.program_name(["python3", "-cprint(1)"]) == one
+        assert bundle.program_name(["python", "-c", "print(2)"]) != one
+
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["python", "-c", "from multiprocessing.spawn import spawn_main; spawn_main()"],
+            ["python", "-B", "-c", "from multiprocessing.spawn import x", "--multiprocessing-fork"],
+            ["python", "-c", "from multiprocessing.resource_tracker import main;main(5)"],
+        ],
+    )
+    def test_multiprocessing_workers_have_no_bundle(self, argv):
+        assert bundle.program_name(argv) is None
 
     def test_the_running_program_has_a_name(self):
         assert bundle.program_name() != ""  # pytest, or -m pytest
@@ -118,7 +152,8 @@ class TestTieredBundles:
             writer.put(key, data)
         assert writer.flush(30)
         name = bundle.bundle_key(CONTEXT, bundle.program_name())
-        assert name in remote.entries and bundle.part_key(name, 1) in remote.entries
+        _, upload = bundle.head_info(remote.entries[name])
+        assert bundle.part_key(name, upload, 1) in remote.entries
         assert writer.take_counts() == {"remote_writes": 20, "remote_bundle_writes": 1}
         # Another process on that machine loading the same set does not upload it again.
         again = _tiered(tmp_path / "ci", remote, True)
@@ -166,6 +201,59 @@ class TestTieredBundles:
         assert bundle.decode_records(payload) == {**dict(entries), "ee" * 20: b"new"}
         wait_for_backfill(tmp_path / "ci-3" / "local")
 
+    def test_an_interrupted_upload_leaves_the_previous_bundle_usable(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        remote = MemoryStore()
+        first = _tiered(tmp_path / "ci-1", remote, True)
+        old = _entries(20)
+        for key, data in old:
+            first.put(key, data)
+        assert first.flush(30)
+        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        # The next upload writes every part, then the head is refused.
+        put = remote.put
+        monkeypatch.setattr(remote, "put", lambda key, data: key != name and put(key, data))
+        second = _tiered(tmp_path / "ci-2", remote, True)
+        for key, data in _entries(25, size=150):
+            second.put(key, data)
+        assert second.flush(30)
+        counts = second.take_counts()
+        assert counts["remote_bundle_write_errors"] == 1 and "remote_bundle_writes" not in counts
+        reader = _tiered(tmp_path / "laptop", remote, False)
+        key, data = old[3]
+        served = reader.get(key)
+        assert served == data
+        reader.backfill(key, served)
+        assert reader.take_counts()["hits_remote_bundle"] == 1  # the old bundle, intact
+
+    def test_a_machine_uploads_an_unchanged_bundle_again_after_a_day(self, tmp_path):
+        remote = MemoryStore()
+        entries = _entries(20)
+
+        def run() -> dict[str, int]:
+            writer = _tiered(tmp_path, remote, True)
+            for key, data in entries:
+                writer.backfill(key, data)
+                writer.put(key, data)
+            assert writer.flush(30)
+            return writer.take_counts()
+
+        assert run()["remote_bundle_writes"] == 1
+        assert "remote_bundle_writes" not in run()
+        (marker,) = (tmp_path / "local" / "bundles").iterdir()
+        old = marker.stat().st_mtime - tiered.BUNDLE_REFRESH
+        os.utime(marker, (old, old))
+        assert run()["remote_bundle_writes"] == 1
+
+    def test_a_forked_child_uploads_no_bundle(self, tmp_path):
+        remote = MemoryStore()
+        store = _tiered(tmp_path, remote, True)
+        store.after_fork()
+        for key, data in _entries(20):
+            store.put(key, data)
+        assert store.flush(30)
+        assert len(remote.entries) == 20  # the entries, no bundle
+
     def test_too_few_entries_make_no_bundle(self, tmp_path):
         remote = MemoryStore()
         writer = _tiered(tmp_path, remote, True)
@@ -183,7 +271,8 @@ class TestTieredBundles:
             writer.put(key, data)
         assert writer.flush(30)
         name = bundle.bundle_key(CONTEXT, bundle.program_name())
-        del remote.entries[bundle.part_key(name, 1)]
+        _, upload = bundle.head_info(remote.entries[name])
+        del remote.entries[bundle.part_key(name, upload, 1)]
         reader = _tiered(tmp_path / "laptop", remote, False)
         key, data = entries[0]
         served = reader.get(key)

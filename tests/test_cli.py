@@ -33,6 +33,7 @@ COUNTERS = {
     "remote_backfill_drops",
     "remote_bundles_fetched",
     "remote_bundle_writes",
+    "remote_bundle_write_errors",
     "remote_writes",
     "remote_write_errors",
     "remote_write_drops",

@@ -136,10 +136,19 @@ class TestRedis:
         main = sandbox.script(MAIN)
         run_py([main], pythonpath=[tree], env=_env(redis_server.url, "rw"))
         name = f"pycache:{_bundle()}"
-        good = redis_server.command("GET", name)
-        for bad in (os.urandom(200), b"PYCBNDL1" + os.urandom(40), good[:-9] + b"\r\n"):
+        reply = redis_server.command("GET", name)  # RESP: $<length>\r\n<value>\r\n
+        good = reply[reply.index(b"\r\n") + 2 : -2]
+        assert good.startswith(b"PYCBNDL1") and len(good) == int(reply[1 : reply.index(b"\r")])
+        flipped = good[:-1] + bytes([good[-1] ^ 1])  # fails the payload digest
+        bad_values = {
+            "garbage": os.urandom(200),
+            "magic only": b"PYCBNDL1" + os.urandom(40),
+            "cut short": good[:-7],
+            "tampered": flipped,
+        }
+        for label, bad in bad_values.items():
             redis_server.command("SET", name, bad)
-            laptop = tmp_path / f"laptop-{len(bad)}"
+            laptop = tmp_path / label.replace(" ", "-")
             env = _env(redis_server.url, "ro", PYCACHE_DIR=str(laptop))
             run = run_py([main], pythonpath=[tree], env=env)
             assert (run.stdout, run.stderr) == (EXPECTED, "")

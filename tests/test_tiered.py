@@ -85,22 +85,22 @@ def _tiered(tmp_path: Path, *remotes: tuple[object, bool]) -> TieredStore:
 class TestSharedDirStore:
     def test_round_trip_with_shared_modes(self, tmp_path):
         store = SharedDirStore(str(tmp_path / "shared"))
-        assert store.get("ab" * 16) is None
-        assert store.put("ab" * 16, b"data")
-        assert store.get("ab" * 16) == b"data"
-        path = Path(store.path_for("ab" * 16))
+        assert store.get("ab" * 20) is None
+        assert store.put("ab" * 20, b"data")
+        assert store.get("ab" * 20) == b"data"
+        path = Path(store.path_for("ab" * 20))
         assert path.stat().st_mode & 0o777 == 0o644
-        assert list(store.iterate()) == ["ab" * 16]
+        assert list(store.iterate()) == ["ab" * 20]
         assert not list(path.parent.glob("*.tmp"))
-        store.delete("ab" * 16)
-        assert store.get("ab" * 16) is None
+        store.delete("ab" * 20)
+        assert store.get("ab" * 20) is None
 
     def test_read_only_and_broken_directories_never_raise(self, tmp_path):
         (tmp_path / "file").write_text("x")
         broken = SharedDirStore(str(tmp_path / "file"))
-        assert broken.put("ab" * 16, b"x") is False  # a file where the directory should be
-        assert broken.get("ab" * 16) is None and list(broken.iterate()) == []
-        assert SharedDirStore(str(tmp_path / "s"), writable=False).put("ab" * 16, b"x") is False
+        assert broken.put("ab" * 20, b"x") is False  # a file where the directory should be
+        assert broken.get("ab" * 20) is None and list(broken.iterate()) == []
+        assert SharedDirStore(str(tmp_path / "s"), writable=False).put("ab" * 20, b"x") is False
 
     def test_open_remote_and_redact(self, tmp_path):
         store = open_remote(f"file://{tmp_path}/a%20b", 0.05, writable=True)
@@ -115,35 +115,35 @@ class TestSharedDirStore:
 class TestTieredStore:
     def test_read_through_and_backfill_only_when_confirmed(self, tmp_path):
         remote = SharedDirStore(str(tmp_path / "shared"))
-        remote.put("ab" * 16, b"entry")
+        remote.put("ab" * 20, b"entry")
         store = _tiered(tmp_path, (remote, False))
-        data = store.get("ab" * 16)
+        data = store.get("ab" * 20)
         assert data == b"entry"
-        assert store.local.get("ab" * 16) is None  # not before the engine checked it
-        store.backfill("ab" * 16, data)
-        assert store.local.get("ab" * 16) is None  # kept in memory until exit
+        assert store.local.get("ab" * 20) is None  # not before the engine checked it
+        store.backfill("ab" * 20, data)
+        assert store.local.get("ab" * 20) is None  # kept in memory until exit
         assert store.flush(30)  # the copy is made by a helper process
         wait_for_backfill(tmp_path / "local")
-        assert store.local.get("ab" * 16) == b"entry"
+        assert store.local.get("ab" * 20) == b"entry"
         assert store.take_counts() == {"hits_remote": 1}
         assert _helper_counts(tmp_path / "local") == {"remote_backfills": 1}
         assert not list((tmp_path / "local" / "spool").iterdir())
-        store.backfill("ab" * 16, store.get("ab" * 16))  # a local hit now: nothing counted
+        store.backfill("ab" * 20, store.get("ab" * 20))  # a local hit now: nothing counted
         assert store.take_counts() == {}
 
     def test_writes_go_to_read_write_remotes_only(self, tmp_path):
         ro, rw = MemoryStore(), MemoryStore()
         store = _tiered(tmp_path, (ro, False), (rw, True))
-        assert store.put("cd" * 16, b"x")
+        assert store.put("cd" * 20, b"x")
         assert store.flush(30)
-        assert store.local.get("cd" * 16) == b"x"
-        assert rw.entries == {"cd" * 16: b"x"} and ro.entries == {}
+        assert store.local.get("cd" * 20) == b"x"
+        assert rw.entries == {"cd" * 20: b"x"} and ro.entries == {}
         assert store.take_counts() == {"remote_writes": 1}
 
     def test_no_thread_without_remote_writes(self, tmp_path):
         store = _tiered(tmp_path, (MemoryStore(), False))
-        store.put("cd" * 16, b"x")
-        store.get("ef" * 16)
+        store.put("cd" * 20, b"x")
+        store.get("ef" * 20)
         assert store._thread is None
         assert store.flush(30)
 
@@ -151,20 +151,20 @@ class TestTieredStore:
         blocked = Blocked()
         store = _tiered(tmp_path, (blocked, True))
         store.queue_limit = 3
-        store.put("00" * 16, b"x")
+        store.put("00" * 20, b"x")
         assert blocked.started.wait(30)  # the writer holds entry 0
         for n in range(1, 10):
-            store.put(f"{n:02d}" * 16, b"x")
+            store.put(f"{n:02d}" * 20, b"x")
         assert store.take_counts() == {"remote_write_drops": 6}  # 3 queued, 6 dropped
         assert store.flush(0.01) is False  # entry 0 still held: gives up
         assert store.take_counts() == {"remote_write_drops": 3}
         blocked.release.set()
-        assert all(store.local.get(f"{n:02d}" * 16) == b"x" for n in range(10))
+        assert all(store.local.get(f"{n:02d}" * 20) == b"x" for n in range(10))
 
     def test_backfills_are_bounded_and_never_written_before_exit(self, tmp_path):
         """Remote hits are kept up to the byte limit, the rest dropped; none written inline."""
         source = MemoryStore()
-        keys = [f"{n:02d}" * 16 for n in range(6)]
+        keys = [f"{n:02d}" * 20 for n in range(6)]
         for key in keys:
             source.put(key, b"entry " + key.encode())
         store = _tiered(tmp_path, (source, False))
@@ -184,15 +184,15 @@ class TestTieredStore:
 
         monkeypatch.setattr(backfill, "spawn", lambda root, entries: False)
         source = MemoryStore()
-        source.put("ab" * 16, b"entry")
+        source.put("ab" * 20, b"entry")
         store = _tiered(tmp_path, (source, False))
-        store.backfill("ab" * 16, store.get("ab" * 16))
+        store.backfill("ab" * 20, store.get("ab" * 20))
         assert store.flush(30)
-        assert store.local.get("ab" * 16) == b"entry"
+        assert store.local.get("ab" * 20) == b"entry"
         assert store.take_counts() == {"hits_remote": 1, "remote_backfills": 1}
-        store.backfill("cd" * 16, source.put("cd" * 16, b"x") and store.get("cd" * 16))
+        store.backfill("cd" * 20, source.put("cd" * 20, b"x") and store.get("cd" * 20))
         assert store.flush(0)  # no time left: the copy is dropped, not made
-        assert store.local.get("cd" * 16) is None
+        assert store.local.get("cd" * 20) is None
         assert store.take_counts() == {"hits_remote": 1, "remote_backfill_drops": 1}
 
     def test_the_helper_only_writes_hex_keys_and_removes_its_spool(self, tmp_path):
@@ -201,11 +201,17 @@ class TestTieredStore:
         root = tmp_path / "store"
         spool = root / "spool" / "1-x.tmp"
         spool.parent.mkdir(parents=True)
-        spool.write_bytes(bundle.encode_records([("ab" * 20, b"good"), ("../../evil", b"bad")]))
+        spool.write_bytes(bundle.encode_records([("ab" * 20, b"good")]))
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert (root / "entries" / "ab" / ("ab" * 19)).read_bytes() == b"good"
-        assert not spool.exists() and not (tmp_path / "evil").exists()
+        assert not spool.exists()
         assert _helper_counts(root) == {"remote_backfills": 1}
+        # A key that is not a store key is refused, by the decoder and the writer.
+        spool.write_bytes(bundle.encode_records([("cd" * 20, b"x"), ("../../evil", b"bad")]))
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        assert not (root / "entries" / "cd").exists() and not (tmp_path / "evil").exists()
+        assert backfill.write_entries(str(root), [("../../evil", b"bad")]) == (0, 0)
+        assert not (tmp_path / "evil").exists()
         spool.write_bytes(b"\x05abc")  # cut short: nothing written, the spool still removed
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert not spool.exists()
@@ -242,17 +248,17 @@ class TestTieredStore:
         boom = Boom()
         store = _tiered(tmp_path, (boom, True))
         for _ in range(3):
-            assert store.get("ab" * 16) is None
+            assert store.get("ab" * 20) is None
         assert boom.calls == 1
-        assert store.put("ab" * 16, b"x") and store.local.get("ab" * 16) == b"x"
+        assert store.put("ab" * 20, b"x") and store.local.get("ab" * 20) == b"x"
         assert store.flush(30)
         assert boom.calls == 1 and store.take_counts() == {"remote_errors": 1}
 
     def test_after_fork_forgets_the_queue(self, tmp_path):
         blocked = Blocked()
         store = _tiered(tmp_path, (blocked, True))
-        store.put("00" * 16, b"x")
-        store.put("01" * 16, b"x")
+        store.put("00" * 20, b"x")
+        store.put("01" * 20, b"x")
         store.after_fork()
         assert store._thread is None and not store._queue and store.counts == {}
         blocked.release.set()
@@ -505,7 +511,7 @@ def test_a_remote_that_keeps_timing_out_is_given_up(tmp_path):
         timeout=0.01,
     )
     for _ in range(10):
-        assert store.get("ab" * 16) is None
+        assert store.get("ab" * 20) is None
     assert slow.calls == 3 and store.take_counts() == {"remote_errors": 1}
 
 
@@ -525,11 +531,11 @@ def test_many_writers_on_one_shared_directory_leave_whole_entries(tmp_path):
 
     def write(store: SharedDirStore, payload: bytes) -> None:
         for _ in range(30):
-            assert store.put("ab" * 16, payload)
+            assert store.put("ab" * 20, payload)
 
     def read() -> None:
         while not stop.is_set():
-            data = reader.get("ab" * 16)
+            data = reader.get("ab" * 20)
             if data is not None:
                 seen.add(data)
 
@@ -545,9 +551,9 @@ def test_many_writers_on_one_shared_directory_leave_whole_entries(tmp_path):
         thread.join()
     stop.set()
     reading.join()
-    seen.add(reader.get("ab" * 16) or b"")
+    seen.add(reader.get("ab" * 20) or b"")
     assert seen <= set(payloads)
-    assert [p.name for p in Path(root, "entries", "ab").iterdir()] == ["ab" * 15]
+    assert [p.name for p in Path(root, "entries", "ab").iterdir()] == ["ab" * 19]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

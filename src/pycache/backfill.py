@@ -42,6 +42,10 @@ _HELPER = (
 _HEX = frozenset("0123456789abcdef")
 #: Buffers per ``writev`` call (the usual ``IOV_MAX``).
 _IOV_MAX = 1024
+#: The descriptor the helper finds its entries on.
+_MEMORY_FD = 3
+#: Helpers started by this process and not yet collected.
+_children: "list[int]" = []
 
 
 def _interpreter() -> "str | None":
@@ -54,13 +58,16 @@ def _interpreter() -> "str | None":
 def spawn(root: str, entries: "Sequence[tuple[str, bytes]]") -> bool:
     """Hand ``entries`` to a detached helper that writes them into the store at ``root``.
 
-    Returns ``False`` if no helper could be started (nothing is left behind).
+    Returns ``False`` if no helper could be started (nothing is left behind),
+    or should not be: as PID 1 (a container's init), whose exit kills it.
     Never raises.
     """
     executable = _interpreter()
     posix_spawn = getattr(os, "posix_spawn", None)
-    if executable is None or posix_spawn is None:
+    if executable is None or posix_spawn is None or os.getpid() == 1:
+        # As a container's PID 1, our exit kills every process in the container.
         return False
+    _reap()
     from .bundle import record_buffers
 
     buffers = record_buffers(entries)
@@ -77,13 +84,16 @@ def spawn(root: str, entries: "Sequence[tuple[str, bytes]]") -> bool:
             os.close(memory)
         return False
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    source = "-" if memory is None else str(memory)
+    source = "-" if memory is None else str(_MEMORY_FD)
     argv = [executable, "-I", "-S", "-c", _HELPER, package_parent, root, spool, source]
-    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2)]
+    actions: list[tuple[object, ...]] = []
+    if memory is not None:  # first: the memory file may be on 0-2 if stdio was closed
+        actions.append((os.POSIX_SPAWN_DUP2, memory, _MEMORY_FD))
+    actions.extend((os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_RDWR, 0) for fd in (0, 1, 2))
     try:
-        posix_spawn(executable, argv, dict(os.environ), file_actions=quiet, setsid=True)
-    except OSError as exc:
-        _debug.trace("cannot start the backfill helper: %s", exc)
+        pid = posix_spawn(executable, argv, dict(os.environ), file_actions=actions, setsid=True)
+    except Exception as exc:  # OSError; NotImplementedError where setsid is unsupported
+        _debug.trace("cannot start the backfill helper: %r", exc)
         try:
             os.unlink(spool)
         except OSError:
@@ -92,8 +102,22 @@ def spawn(root: str, entries: "Sequence[tuple[str, bytes]]") -> bool:
     finally:
         if memory is not None:
             os.close(memory)  # the helper has its own descriptor
+    _children.append(pid)
     _debug.trace("backfill helper started for %d entries", len(entries))
     return True
+
+
+def _reap() -> None:
+    """Collect the helpers this process started that have finished (no zombies)."""
+    for pid in list(_children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        except OSError:
+            continue
+        if done:
+            _children.remove(pid)
 
 
 def _memory_file(buffers: "list[bytes]") -> "int | None":

@@ -11,17 +11,18 @@ bundle is still a whole store entry, checked by the engine like any other
 plant code.
 
 A bundle is stored as parts of at most ``PART_SIZE`` bytes (one request each,
-small enough for a default nginx ``client_max_body_size`` and for a request
-timeout of tens of milliseconds). This module's own format (all integers
-big-endian)::
+under a default nginx ``client_max_body_size``), the parts under keys named by
+the upload's digest and the head, written last, under the bundle key: readers
+switch to a new upload only once all of it is there. This module's own format
+(all integers big-endian)::
 
     part 0:   "PYCBNDL1" | u32 parts | 20-byte BLAKE2b of the payload | payload[0]
     part n>0: "PYCBNDLP" | 20-byte BLAKE2b of the payload | payload[n]
     payload:  records, each u8 key length | key (ASCII hex) | u32 length | entry
 
-Parts from two uploads mixed by a concurrent writer fail the digest, and the
-whole bundle is then ignored. The same record framing is used for the spool
-files of ``backfill``.
+Parts that do not belong to their head fail the digest, and the whole bundle
+is then ignored. The same record framing is used for the spool files of
+``backfill``.
 """
 
 import struct
@@ -63,6 +64,8 @@ _DIGEST_SIZE = KEY_SIZE
 _HEAD = struct.Struct(f">8sI{_DIGEST_SIZE}s")
 _PART_HEAD = struct.Struct(f">8s{_DIGEST_SIZE}s")
 _LENGTH = struct.Struct(">I")
+_KEY_LENGTH = 2 * KEY_SIZE
+_HEX = frozenset("0123456789abcdef")
 
 
 def _blake2b(*chunks: bytes, person: bytes) -> bytes:
@@ -81,26 +84,34 @@ def _error(message: str) -> Exception:
     return BundleFormatError(message)
 
 
-def program_name(orig_argv: "Sequence[str] | None" = None) -> str:
+def program_name(orig_argv: "Sequence[str] | None" = None) -> "str | None":
     """Name the running program so that the same command on another machine matches.
 
     From the command line as the interpreter got it (``sys.orig_argv``, 3.10+;
     before that ``/proc/self/cmdline``, else ``sys.argv``): ``-m pytest`` gives
     ``-m pytest``, a script or console script its file name (``pytest``,
-    ``manage.py``), ``-c`` code ``-c``. Paths are left out: runners check out
-    to different directories.
+    ``manage.py``), ``-c`` code ``-c`` and a digest of the code. Paths are
+    left out: runners check out to different directories. ``None`` for a
+    process that should have no bundle: a ``multiprocessing`` worker (its
+    command line says where it was started from, not what it runs).
     """
     argv = list(orig_argv) if orig_argv is not None else _orig_argv()
+    if "--multiprocessing-fork" in argv:
+        return None
     args = argv[1:]
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg == "-m" or arg == "-c":
-            return arg if arg == "-c" else f"-m {args[i + 1] if i + 1 < len(args) else ''}"
-        if arg.startswith("-m") and len(arg) > 2:
+        if arg == "-m":
+            return f"-m {args[i + 1] if i + 1 < len(args) else ''}"
+        if arg.startswith("-m"):
             return f"-m {arg[2:]}"
-        if arg.startswith("-c") and len(arg) > 2:
-            return "-c"
+        if arg.startswith("-c"):
+            code = arg[2:] or (args[i + 1] if i + 1 < len(args) else "")
+            if code.startswith("from multiprocessing"):  # a forkserver, resource tracker...
+                return None
+            digest = _blake2b(code.encode("utf-8", "surrogateescape"), person=b"pyc-code")
+            return f"-c {digest.hex()[:16]}"  # one bundle per piece of code
         if arg in ("-X", "-W", "--check-hash-based-pycs"):  # options with a separate value
             i += 2
             continue
@@ -129,9 +140,16 @@ def bundle_key(context: bytes, program: str) -> str:
     return _blake2b(context, b"\0", name, person=b"pyc-bundle").hex()
 
 
-def part_key(key: str, part: int) -> str:
-    """Return the remote key of part ``part`` (> 0) of the bundle ``key``."""
-    return _blake2b(key.encode("ascii"), _LENGTH.pack(part), person=b"pyc-bpart").hex()
+def part_key(key: str, digest: bytes, part: int) -> str:
+    """Return the remote key of part ``part`` (> 0) of the upload ``digest`` of bundle ``key``.
+
+    Named by the upload, so a new upload never overwrites the parts of the one
+    readers use: they switch over when the head (the bundle key) is replaced,
+    which is written last. Parts of replaced uploads are left to the remote's
+    own expiry (a Redis ``ttl`` or LRU policy, an HTTP cache's eviction).
+    """
+    name = key.encode("ascii") + digest + _LENGTH.pack(part)
+    return _blake2b(name, person=b"pyc-bpart").hex()
 
 
 def key_set_digest(keys: "Iterable[str]") -> bytes:
@@ -155,24 +173,29 @@ def encode_records(entries: "Iterable[tuple[str, bytes]]") -> bytes:
 
 
 def decode_records(payload: bytes) -> "dict[str, bytes]":
-    """Return the ``{key: entry}`` of a payload; ``BundleFormatError`` if it is cut or bad."""
+    """Return the ``{key: entry}`` of a payload; ``BundleFormatError`` if it is cut or bad.
+
+    Every key must be a store key (``2 * KEY_SIZE`` lowercase hex digits) and
+    every entry non-empty, and there are at most ``MAX_ENTRIES``: a forged
+    payload cannot cost more than its own size in memory.
+    """
     records: dict[str, bytes] = {}
     view = memoryview(payload)
     pos = 0
     end = len(payload)
     while pos < end:
-        size = payload[pos]
-        key_end = pos + 1 + size
-        if size == 0 or key_end + 4 > end:
-            raise _error(f"bundle record at byte {pos} is cut short")
-        try:
-            key = payload[pos + 1 : key_end].decode("ascii")
-        except UnicodeDecodeError:
-            raise _error(f"bundle record at byte {pos} has a key that is not ASCII") from None
+        key_end = pos + 1 + _KEY_LENGTH
+        if payload[pos] != _KEY_LENGTH or key_end + 4 > end:
+            raise _error(f"bundle record at byte {pos} is cut short or has a bad key")
+        key = payload[pos + 1 : key_end].decode("latin-1")
+        if not _HEX.issuperset(key):
+            raise _error(f"bundle record at byte {pos} has a key that is not hex")
         (length,) = _LENGTH.unpack_from(payload, key_end)
         pos = key_end + 4 + length
-        if pos > end:
-            raise _error(f"bundle entry {key} is cut short")
+        if length == 0 or pos > end:
+            raise _error(f"bundle entry {key} is empty or cut short")
+        if len(records) >= MAX_ENTRIES:
+            raise _error(f"bundle holds more than {MAX_ENTRIES} entries")
         records[key] = bytes(view[key_end + 4 : pos])
     return records
 

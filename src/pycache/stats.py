@@ -39,6 +39,7 @@ COUNTERS = (
     "remote_backfill_drops",  # ... not copied: over the in-memory limit, or no time left
     "remote_bundles_fetched",  # program bundles fetched from a remote
     "remote_bundle_writes",  # program bundles uploaded at exit (once per machine and set)
+    "remote_bundle_write_errors",  # ... not uploaded: refused, timed out or out of time
     "remote_writes",  # entries written to a read-write remote
     "remote_write_errors",  # ... refused by the remote
     "remote_write_drops",  # ... dropped: queue full, or still queued at exit

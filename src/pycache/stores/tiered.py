@@ -31,10 +31,12 @@ forgets the parent's queue and thread.
 """
 
 import collections
+import os
 import time
 
 from .. import _debug
-from ._library import Library
+from ..exceptions import RemoteError
+from ._library import Library, busy_with
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,6 +51,8 @@ __all__ = ["Remote", "TieredStore"]
 QUEUE_LIMIT = 256
 #: Bytes of remote hits kept for the local store, at most.
 BACKFILL_LIMIT = 64 * 1024 * 1024
+#: Seconds after which a machine uploads an unchanged bundle again (the remote may have lost it).
+BUNDLE_REFRESH = 24 * 3600
 #: Consecutive reads that take the whole timeout before a remote is given up.
 SLOW_LIMIT = 3
 #: ``threading`` itself is imported at a safe point only (see ``_library``).
@@ -69,8 +73,8 @@ class Remote:
         self.slow = 0
         #: The entries of this program's bundle not served yet (``None``: not fetched).
         self.bundle: dict[str, bytes] | None = None
-        #: The digest of the key set of the bundle fetched (``bundle.key_set_digest``).
-        self.bundle_keys: bytes | None = None
+        #: The keys of the bundle fetched from this remote (``None``: none fetched).
+        self.bundle_keys: frozenset[str] | None = None
 
 
 class TieredStore:
@@ -94,7 +98,8 @@ class TieredStore:
         self.timeout = timeout
         #: The compile context, which names bundles (``None``: no bundles).
         self.context = context
-        self._bundle_key: str | None = None
+        #: The bundle's name: ``""`` until computed, ``None`` for no bundle.
+        self._bundle_key: str | None = ""
         self.counts: dict[str, int] = {}
         #: The last remote hit, until the engine has checked it: (key, data, from a bundle).
         self._remote_hit: tuple[str, bytes, bool] | None = None
@@ -164,11 +169,11 @@ class TieredStore:
         for remote in self.remotes:
             if remote.failed or not self._ready(remote):
                 continue
-            if remote.bundle is None:
+            if remote.bundle is None and not busy_with(()):  # see _library: imports bundle
                 remote.bundle = self._fetch_bundle(remote)
                 if remote.failed:
                     continue
-            data = remote.bundle.pop(key, None)
+            data = remote.bundle.pop(key, None) if remote.bundle else None
             if data is not None:
                 self._remote_hit = (key, data, True)
                 return data
@@ -190,28 +195,36 @@ class TieredStore:
         return None
 
     def _bundle_name(self) -> "str | None":
-        if self._bundle_key is None and self.context is not None:
+        """The remote key of this program's bundle, or ``None`` for no bundle."""
+        if self._bundle_key == "":
             from ..bundle import bundle_key, program_name
 
-            self._bundle_key = bundle_key(self.context, program_name())
+            program = program_name()
+            if self.context is None or program is None:
+                self._bundle_key = None
+            else:
+                self._bundle_key = bundle_key(self.context, program)
         return self._bundle_key
 
     def _fetch_bundle(self, remote: Remote) -> "dict[str, bytes]":
-        """Fetch this program's bundle from ``remote``; ``{}`` if it has none (or a bad one)."""
-        name = self._bundle_name()
-        if name is None:
-            return {}
-        from .. import bundle
+        """Fetch this program's bundle from ``remote``; ``{}`` if it has none (or a bad one).
 
+        Never raises: a remote that fails is given up, anything else is no bundle.
+        """
         try:
+            from .. import bundle
+
+            name = self._bundle_name()
+            if name is None:
+                return {}
             head = remote.store.get(name)
             if head is None:
                 return {}
-            count, _ = bundle.head_info(head)
+            count, digest = bundle.head_info(head)
             bundle.check_part(head)
             parts = [head]
             for number in range(1, count):
-                part = remote.store.get(bundle.part_key(name, number))
+                part = remote.store.get(bundle.part_key(name, digest, number))
                 if part is None:
                     _debug.trace("bundle %s lacks part %d; not using it", name, number)
                     return {}
@@ -219,14 +232,17 @@ class TieredStore:
                 parts.append(part)
             entries = bundle.decode_records(bundle.join_parts(parts))
         except ValueError as exc:  # BundleFormatError: garbage, or mixed-up uploads
-            _debug.trace("ignoring the bundle %s of remote %s: %s", name, remote.url, exc)
+            _debug.trace("ignoring the bundle of remote %s: %s", remote.url, exc)
             return {}
-        except Exception as exc:
+        except RemoteError as exc:
             self._fail(remote, exc)
+            return {}
+        except Exception as exc:  # e.g. a module under way: no bundle in this process
+            _debug.trace("cannot fetch the bundle of remote %s: %r", remote.url, exc)
             return {}
         self._count("remote_bundles_fetched")
         _debug.trace("bundle %s: %d entries from %s", name, len(entries), remote.url)
-        remote.bundle_keys = bundle.key_set_digest(entries)
+        remote.bundle_keys = frozenset(entries)
         return entries
 
     def backfill(self, key: str, data: bytes) -> None:
@@ -340,16 +356,29 @@ class TieredStore:
 
     def flush(self, timeout: float) -> bool:
         """At exit: hand the backfills to a helper, then wait at most ``timeout``
-        seconds for queued writes and the bundle upload; say whether all went."""
+        seconds for queued writes and the bundle upload; say whether all went.
+
+        Never raises: each step's failure is traced and the next step runs.
+        """
         deadline = time.monotonic() + timeout
         backfills, self._backfills = self._backfills, {}
         self._backfill_bytes = 0
-        self._hand_off_backfills(backfills, deadline)
+        try:
+            self._hand_off_backfills(backfills, deadline)
+        except Exception as exc:
+            _debug.trace("cannot hand off the remote hits: %r", exc)
         done = True
-        if self._thread is not None or self._queue:
-            done = self._wait_for_queue(deadline)
+        try:
+            if self._thread is not None or self._queue:
+                done = self._wait_for_queue(deadline)
+        except Exception as exc:
+            _debug.trace("waiting for the remote writes failed: %r", exc)
+            done = False
         if done:
-            self._upload_bundle(backfills, deadline)
+            try:
+                self._upload_bundle(backfills, deadline)
+            except Exception as exc:
+                _debug.trace("bundle upload failed: %r", exc)
         return done
 
     def _wait_for_queue(self, deadline: float) -> bool:
@@ -402,11 +431,13 @@ class TieredStore:
             self._count("remote_backfill_drops", len(entries) - copied)
 
     def _upload_bundle(self, backfills: "dict[str, bytes]", deadline: float) -> None:
-        """Upload the bundle of what this process loaded, unless that is known to be there.
+        """Upload the bundle of what this process loaded where it is not known to be.
 
-        It is, if this machine uploaded that same set of entries before (the
-        marker), or if the remote's bundle, fetched by this process, holds it.
-        ``backfills`` are the remote hits (not in the local store yet).
+        It is known to be on a remote whose bundle, fetched by this process,
+        holds every entry it loaded, and on one this machine uploaded the same
+        set to less than ``BUNDLE_REFRESH`` seconds ago (a marker per remote
+        and bundle: remotes expire and get wiped). ``backfills`` are the
+        remote hits (not in the local store yet).
         """
         if not self._used:  # no read-write remote, or nothing loaded
             return
@@ -419,15 +450,23 @@ class TieredStore:
         if len(keys) < bundle.MIN_ENTRIES:
             return
         digest = bundle.key_set_digest(keys)
-        remotes = [
-            r for r in self.remotes if r.read_write and not r.failed and r.bundle_keys != digest
-        ]
-        marker = self._marker_path(name)
-        if not remotes or (marker is not None and _read_marker(marker) == digest):
-            return  # uploaded from here before: the remote has it (or a newer one)
+        targets = []
+        for remote in self.remotes:
+            if not remote.read_write or remote.failed:
+                continue
+            if remote.bundle_keys is not None and remote.bundle_keys.issuperset(keys):
+                continue
+            marker = self._marker_path(remote, name)
+            if marker is None or not _marker_says(marker, digest):
+                targets.append((remote, marker))
+        if not targets:
+            return
         entries = []
         size = 0
         for key in keys:
+            if time.monotonic() >= deadline:
+                _debug.trace("no time left to build the bundle %s", name)
+                return
             data = backfills.get(key) or self.local.get(key)
             if data is None:
                 continue
@@ -436,30 +475,39 @@ class TieredStore:
                 break
             entries.append((key, data))
         parts = bundle.split_parts(bundle.encode_records(entries))
-        names = [name] + [bundle.part_key(name, n) for n in range(1, len(parts))]
-        uploaded = False
-        for remote in remotes:
-            # The head last: a reader never finds a head whose parts are not there yet.
-            if _put_all(remote, reversed(list(zip(names, parts))), deadline):
-                uploaded = True
-                self._count("remote_bundle_writes")
-        if uploaded and marker is not None:
-            try:
-                from .. import _fs
+        _, upload = bundle.head_info(parts[0])
+        names = [name] + [bundle.part_key(name, upload, n) for n in range(1, len(parts))]
+        # The head last: readers switch to this upload only once all of it is there.
+        items = list(zip(names, parts))[::-1]
+        for remote, marker in targets:
+            if not _put_all(remote, items, deadline):
+                self._count("remote_bundle_write_errors")
+                continue
+            self._count("remote_bundle_writes")
+            if marker is not None:
+                try:
+                    from .. import _fs
 
-                _fs.write_atomic(marker, digest)
-            except OSError as exc:
-                _debug.trace("cannot write the bundle marker %s: %s", marker, exc)
+                    _fs.write_atomic(marker, digest)
+                except OSError as exc:
+                    _debug.trace("cannot write the bundle marker %s: %s", marker, exc)
 
-    def _marker_path(self, name: str) -> "str | None":
+    def _marker_path(self, remote: Remote, name: str) -> "str | None":
         root = getattr(self.local, "root", None)
         if root is None or not self.local.writable:
             return None
-        return f"{root}/bundles/{name}"
+        from ..bundle import key_set_digest
+
+        return f"{root}/bundles/{key_set_digest([remote.url, name]).hex()}"
 
     def after_fork(self) -> None:
-        """In a forked child: forget the parent's queue, writer thread and counters."""
+        """In a forked child: forget the parent's queue, writer thread and counters.
+
+        A forked child uploads no bundle: it loaded what its parent did, under
+        its parent's program name, plus whatever its own task needs.
+        """
         self._reset_queue()
+        self._record_use = False
         self._remote_hit = None
         self.counts = {}
 
@@ -494,9 +542,12 @@ def _put_all(remote: Remote, items: "Iterable[tuple[str, bytes]]", deadline: flo
     return True
 
 
-def _read_marker(path: str) -> "bytes | None":
+def _marker_says(path: str, digest: bytes) -> bool:
+    """Whether the marker at ``path`` records ``digest`` and is under ``BUNDLE_REFRESH`` old."""
     try:
         with open(path, "rb") as f:
-            return f.read()
+            if time.time() - os.fstat(f.fileno()).st_mtime >= BUNDLE_REFRESH:
+                return False
+            return f.read() == digest
     except OSError:
-        return None
+        return False
