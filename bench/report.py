@@ -166,11 +166,18 @@ def _row_label(result: ScenarioResult, row: Row) -> str:
 def _counters(counts: dict[str, int]) -> str:
     if not counts:
         return "-"
-    return (
+    text = (
         f"hits {counts.get('hits', 0)} (by stat {counts.get('hits_by_stat', 0)}, "
         f"by content {counts.get('hits_by_content', 0)}), misses {counts.get('misses', 0)}, "
         f"compiles {counts.get('compiles', 0)}"
     )
+    if counts.get("hits_remote"):
+        text += (
+            f"; from the remote {counts['hits_remote']} "
+            f"({counts.get('hits_remote_bundle', 0)} of them from the program's bundle), "
+            f"copied into the local store after exit {counts.get('remote_backfills', 0)}"
+        )
+    return text
 
 
 def render_table(results: Sequence[ScenarioResult]) -> str:
