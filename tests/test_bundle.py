@@ -142,16 +142,35 @@ def _tiered(tmp_path: Path, remote: MemoryStore, read_write: bool) -> TieredStor
     return TieredStore(local, [Remote(remote, "mem", read_write=read_write)], context=CONTEXT)
 
 
+def _write(tmp_path: Path, remote: MemoryStore, entries: list[tuple[str, bytes]]) -> TieredStore:
+    """A writing process that compiled ``entries`` and has exited (flushed)."""
+    writer = _tiered(tmp_path, remote, True)
+    for key, data in entries:
+        writer.put(key, data)
+    assert writer.flush(30)
+    return writer
+
+
+def _read(store: TieredStore, key: str) -> bytes | None:
+    """Load ``key`` as the engine does: get it, then confirm it (it checks out here)."""
+    served = store.get(key)
+    if served is not None:
+        store.backfill(key, served)
+    return served
+
+
+def _name() -> str:
+    """This test process's bundle key."""
+    return bundle.bundle_key(CONTEXT, bundle.program_name())
+
+
 class TestTieredBundles:
     def test_a_writer_uploads_once_and_a_reader_is_served_from_it(self, tmp_path, monkeypatch):
         monkeypatch.setattr(bundle, "PART_SIZE", 1000)
         remote = MemoryStore()
-        writer = _tiered(tmp_path / "ci", remote, True)
         entries = _entries(20)
-        for key, data in entries:
-            writer.put(key, data)
-        assert writer.flush(30)
-        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        writer = _write(tmp_path / "ci", remote, entries)
+        name = _name()
         _, upload = bundle.head_info(remote.entries[name])
         assert bundle.part_key(name, upload, 1) in remote.entries
         assert writer.take_counts() == {"remote_writes": 20, "remote_bundle_writes": 1}
@@ -167,9 +186,7 @@ class TestTieredBundles:
         )
         reader = _tiered(tmp_path / "laptop", remote, False)
         for key, data in entries:
-            served = reader.get(key)
-            assert served == data
-            reader.backfill(key, served)  # as the engine does once it has checked it
+            assert _read(reader, key) == data
         assert len(requests) == len(bundle.split_parts(bundle.encode_records(entries)))
         counts = reader.take_counts()
         assert counts["hits_remote"] == counts["hits_remote_bundle"] == 20
@@ -177,53 +194,41 @@ class TestTieredBundles:
 
     def test_fresh_writers_reupload_only_a_changed_set_with_their_remote_hits(self, tmp_path):
         remote = MemoryStore()
-        first = _tiered(tmp_path / "ci-1", remote, True)
         entries = _entries(20)
-        for key, data in entries:
-            first.put(key, data)
-        assert first.flush(30)
-        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        _write(tmp_path / "ci-1", remote, entries)
         # A fresh runner served by the bundle loads the same set: nothing to upload.
         second = _tiered(tmp_path / "ci-2", remote, True)
         for key, _ in entries:
-            second.backfill(key, second.get(key))
+            _read(second, key)
         assert second.flush(30)
         assert "remote_bundle_writes" not in second.take_counts()
         wait_for_backfill(tmp_path / "ci-2" / "local")
         # One more module: the new bundle holds it and the hits (not local yet when built).
         third = _tiered(tmp_path / "ci-3", remote, True)
         for key, _ in entries:
-            third.backfill(key, third.get(key))
+            _read(third, key)
         third.put("ee" * 20, b"new")
         assert third.flush(30)
         assert third.take_counts()["remote_bundle_writes"] == 1
-        payload = bundle.join_parts([remote.entries[name]])
+        payload = bundle.join_parts([remote.entries[_name()]])
         assert bundle.decode_records(payload) == {**dict(entries), "ee" * 20: b"new"}
         wait_for_backfill(tmp_path / "ci-3" / "local")
 
     def test_an_interrupted_upload_leaves_the_previous_bundle_usable(self, tmp_path, monkeypatch):
         monkeypatch.setattr(bundle, "PART_SIZE", 1000)
         remote = MemoryStore()
-        first = _tiered(tmp_path / "ci-1", remote, True)
         old = _entries(20)
-        for key, data in old:
-            first.put(key, data)
-        assert first.flush(30)
-        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        _write(tmp_path / "ci-1", remote, old)
+        name = _name()
         # The next upload writes every part, then the head is refused.
         put = remote.put
         monkeypatch.setattr(remote, "put", lambda key, data: key != name and put(key, data))
-        second = _tiered(tmp_path / "ci-2", remote, True)
-        for key, data in _entries(25, size=150):
-            second.put(key, data)
-        assert second.flush(30)
+        second = _write(tmp_path / "ci-2", remote, _entries(25, size=150))
         counts = second.take_counts()
         assert counts["remote_bundle_write_errors"] == 1 and "remote_bundle_writes" not in counts
         reader = _tiered(tmp_path / "laptop", remote, False)
         key, data = old[3]
-        served = reader.get(key)
-        assert served == data
-        reader.backfill(key, served)
+        assert _read(reader, key) == data
         assert reader.take_counts()["hits_remote_bundle"] == 1  # the old bundle, intact
 
     def test_a_machine_uploads_an_unchanged_bundle_again_after_a_day(self, tmp_path):
@@ -256,26 +261,18 @@ class TestTieredBundles:
 
     def test_too_few_entries_make_no_bundle(self, tmp_path):
         remote = MemoryStore()
-        writer = _tiered(tmp_path, remote, True)
-        for key, data in _entries(bundle.MIN_ENTRIES - 1):
-            writer.put(key, data)
-        assert writer.flush(30)
+        _write(tmp_path, remote, _entries(bundle.MIN_ENTRIES - 1))
         assert len(remote.entries) == bundle.MIN_ENTRIES - 1
 
     def test_a_reader_ignores_a_bundle_with_a_missing_part(self, tmp_path, monkeypatch):
         monkeypatch.setattr(bundle, "PART_SIZE", 1000)
         remote = MemoryStore()
-        writer = _tiered(tmp_path / "ci", remote, True)
         entries = _entries(20)
-        for key, data in entries:
-            writer.put(key, data)
-        assert writer.flush(30)
-        name = bundle.bundle_key(CONTEXT, bundle.program_name())
+        _write(tmp_path / "ci", remote, entries)
+        name = _name()
         _, upload = bundle.head_info(remote.entries[name])
         del remote.entries[bundle.part_key(name, upload, 1)]
         reader = _tiered(tmp_path / "laptop", remote, False)
         key, data = entries[0]
-        served = reader.get(key)
-        assert served == data  # fetched on its own
-        reader.backfill(key, served)
+        assert _read(reader, key) == data  # fetched on its own
         assert reader.take_counts() == {"hits_remote": 1}

@@ -39,7 +39,6 @@ _HELPER = (
     "import sys; sys.path.insert(0, sys.argv[1]); "
     "from pycache.backfill import main; sys.exit(main(sys.argv[2:]))"
 )
-_HEX = frozenset("0123456789abcdef")
 #: Buffers per ``writev`` call (the usual ``IOV_MAX``).
 _IOV_MAX = 1024
 #: The descriptor the helper finds its entries on.
@@ -144,12 +143,13 @@ def _memory_file(buffers: "list[bytes]") -> "int | None":
 
 def write_entries(root: str, entries: "Sequence[tuple[str, bytes]]") -> "tuple[int, int]":
     """Write ``entries`` into the local store at ``root``; return how many, and their bytes."""
+    from .bundle import HEX_DIGITS
     from .stores.local import LocalStore
 
     store = LocalStore(root)
     written = size = 0
     for key, data in entries:
-        if len(key) > 2 and _HEX.issuperset(key) and store.put(key, data):
+        if len(key) > 2 and HEX_DIGITS.issuperset(key) and store.put(key, data):
             written += 1  # (a key is checked: it names a file under entries/)
             size += len(data)
         elif not store.writable:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from typing import Iterable, Sequence
 
 __all__ = [
+    "HEX_DIGITS",
     "MAX_BYTES",
     "MAX_ENTRIES",
     "MIN_ENTRIES",
@@ -65,7 +66,8 @@ _HEAD = struct.Struct(f">8sI{_DIGEST_SIZE}s")
 _PART_HEAD = struct.Struct(f">8s{_DIGEST_SIZE}s")
 _LENGTH = struct.Struct(">I")
 _KEY_LENGTH = 2 * KEY_SIZE
-_HEX = frozenset("0123456789abcdef")
+#: The digits of a store key (lowercase hex).
+HEX_DIGITS = frozenset("0123456789abcdef")
 
 
 def _blake2b(*chunks: bytes, person: bytes) -> bytes:
@@ -188,7 +190,7 @@ def decode_records(payload: bytes) -> "dict[str, bytes]":
         if payload[pos] != _KEY_LENGTH or key_end + 4 > end:
             raise _error(f"bundle record at byte {pos} is cut short or has a bad key")
         key = payload[pos + 1 : key_end].decode("latin-1")
-        if not _HEX.issuperset(key):
+        if not HEX_DIGITS.issuperset(key):
             raise _error(f"bundle record at byte {pos} has a key that is not hex")
         (length,) = _LENGTH.unpack_from(payload, key_end)
         pos = key_end + 4 + length
