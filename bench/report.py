@@ -332,10 +332,11 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "information) on fresh copies of the compile tree, in rounds whose order alternates; "
         "each round runs the cold compiles, then the no-op reruns on the same trees, then "
         "`pycache compile` of another copy (a new path) with the same store. The CPU limit "
-        "is the CPU time of compiling every file one after another in one process (read, "
-        "`compile`, `marshal.dumps`), divided by the usable cores. Every `pycache compile` "
-        "summary is checked: no failures, every file compiled or up to date when cold, "
-        "nothing compiled on a rerun or at the new path.",
+        "is the per-file CPU time of compiling every file (read, `compile`, `marshal.dumps`) "
+        "with one process per usable core, summed and divided by the cores; it is measured "
+        "in every round just before the cold `pycache compile` it is compared with. Every "
+        "`pycache compile` summary is checked: no failures, every file compiled or up to "
+        "date when cold, nothing compiled on a rerun or at the new path.",
         "- A scenario passes when its median ratio (or difference) meets its target and "
         "every check held.",
         "",
