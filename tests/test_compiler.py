@@ -623,12 +623,30 @@ class TestPlanning:
         assert compiler.code_filename("rel.py", "rel.py", store) == os.path.abspath("rel.py")
 
     def test_batches_cover_every_item_once(self):
-        items = list(range(1000))
+        items = [(number, f"d{number // 10}", number % 7 + 1) for number in range(1000)]
         for jobs in (1, 2, 7, 64):
             chunks = compiler.batches(items, jobs)
-            assert [item for chunk in chunks for item in chunk] == items
+            assert sorted(item for chunk in chunks for item in chunk) == list(range(1000))
             assert len(chunks) >= min(jobs, 1000)
+            assert max(len(chunk) for chunk in chunks) <= 64
         assert compiler.batches([], 4) == []
+
+    def test_batches_keep_directories_together_heaviest_first(self):
+        # 400 directories of 10 files of 100 bytes, one of them with a 50,000-byte file.
+        items = [
+            (f"d{d}/f{f}", f"d{d}", 50_000 if (d, f) == (7, 3) else 100)
+            for d in range(400)
+            for f in range(10)
+        ]
+        chunks = compiler.batches(items, 2)
+        where = {item: number for number, chunk in enumerate(chunks) for item in chunk}
+        for d in range(400):  # every directory fits one batch, so it is in one
+            if d != 7:
+                assert len({where[f"d{d}/f{f}"] for f in range(10)}) == 1
+        size = {item: item_size for item, _, item_size in items}
+        weights = [sum(size[item] for item in chunk) for chunk in chunks]
+        assert weights == sorted(weights, reverse=True)
+        assert chunks[0] == ["d7/f3"]  # bigger than a batch's share of the bytes: alone
 
     def test_default_invalidation_mode(self):
         assert compiler.default_invalidation_mode({}) == "timestamp"

@@ -31,7 +31,6 @@ import sys
 import time
 from types import CodeType
 from typing import (
-    TYPE_CHECKING,
     Callable,
     Iterable,
     Iterator,
@@ -43,9 +42,6 @@ from typing import (
 
 from . import _entry, _format, _fs
 from .index import PathIndex, make_record, trusted_key
-
-if TYPE_CHECKING:
-    from .index import Record
 from .keys import cache_key, compile_context
 from .stores.local import LocalStore
 
@@ -200,18 +196,48 @@ def code_filename(path: str, relative: str | None, options: Options) -> str:
 _T = TypeVar("_T")
 
 
-def batches(items: Sequence[_T], jobs: int) -> list[list[_T]]:
-    """Cut ``items`` into batches, in order: a few dozen per worker, of at most 64.
+def batches(items: Sequence[tuple[_T, str, int]], jobs: int) -> list[list[_T]]:
+    """Cut ``(item, directory, size)`` triples into batches, heaviest first.
 
     One task per file (as compileall submits them) costs a round trip per
     file; one task per worker leaves cores idle when the batches take unequal
-    time. Callers put the largest sources first, so the last, small batches
-    even out the finish.
+    time. So a batch holds at most 64 items and about 1/32 of a worker's share
+    of the bytes (a bigger file goes alone). A directory's items stay in one
+    batch where they fit, so that most directories are done, and their path
+    index written, while the workers still run rather than after them. The
+    batches come heaviest first (longest-processing-time scheduling): what is
+    left at the end is small, so the workers finish together. ``items`` must
+    come grouped by directory, as ``find_sources`` lists them.
     """
     if not items:
         return []
-    size = max(1, min(64, len(items) // (jobs * 32)))
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+    count_cap = max(1, min(64, len(items) // (jobs * 32)))
+    byte_cap = max(1, sum(size for _, _, size in items) // (jobs * 32))
+    made: list[tuple[int, list[_T]]] = []
+    current: list[_T] = []
+    weight = 0
+    start = 0
+    while start < len(items):
+        end = start
+        directory = items[start][1]
+        while end < len(items) and items[end][1] == directory:
+            end += 1
+        group = items[start:end]
+        group_weight = sum(size for _, _, size in group)
+        if current and (len(current) + len(group) > count_cap or weight + group_weight > byte_cap):
+            made.append((weight, current))
+            current, weight = [], 0
+        for item, _, size in group:
+            if current and (len(current) >= count_cap or weight + size > byte_cap):
+                made.append((weight, current))
+                current, weight = [], 0
+            current.append(item)
+            weight += size
+        start = end
+    if current:
+        made.append((weight, current))
+    made.sort(key=lambda batch: -batch[0])  # stable: equal weights keep tree order
+    return [batch for _, batch in made]
 
 
 # --------------------------------------------------------------------------- finding sources
@@ -388,14 +414,25 @@ class _Worker:
             if not self.store.put(hex_key, entry):
                 failure = Failure(source.path, None, f"cannot write to the store {self.store.root}")
                 return _Compiled(index, _FAILED, failure=failure)
+            if _known_keys is not None:
+                _known_keys.add(hex_key)  # a duplicate later in this worker is up to date
             compiled = True
         return _Compiled(index, _COMPILED if compiled else _UP_TO_DATE, keys)
 
     def _stored(self, key: bytes) -> bool:
         """Say whether the store already holds a usable entry for ``key``."""
         assert self.store is not None
-        if self.options.secret is None:
+        if _known_keys is not None:
+            # The parent's listing of the store, inherited through fork: a
+            # stat per file saved. An entry written since is written again
+            # (same bytes); one gc removed since is redone by the next run, as
+            # with a stat taken a moment too early.
+            if key.hex() not in _known_keys:
+                return False
+        elif self.options.secret is None:
             return os.path.exists(self.store.path_for(key.hex()))
+        if self.options.secret is None:
+            return True
         data = self.store.get(key.hex())  # with a secret, an unsigned entry must be redone
         if data is None:
             return False
@@ -441,6 +478,8 @@ class _Worker:
 
 
 _worker: _Worker | None = None
+#: Keys of the store's entries, listed by the parent before its workers fork.
+_known_keys: set[str] | None = None
 
 
 def _init_worker(options: Options) -> None:
@@ -489,11 +528,16 @@ def _pending_work(
     store: LocalStore | None,
     indexes: Sequence[PathIndex] | None,
     summary: Summary,
-) -> tuple[list[tuple[int, Source, tuple[int, ...]]], dict[int, tuple[os.stat_result, int]]]:
-    """Stat every source; return what must go to the workers, and each one's stat."""
+) -> tuple[
+    list[tuple[int, Source, tuple[int, ...]]],
+    dict[int, tuple[os.stat_result, int]],
+    set[str] | None,
+]:
+    """Stat every source; return what must go to the workers, each one's stat,
+    and the keys in the store (``None`` without a store, or when forced)."""
     work: list[tuple[int, Source, tuple[int, ...]]] = []
     stats: dict[int, tuple[os.stat_result, int]] = {}
-    stored: set[str] | None = None
+    stored = _stored_keys(store) if store is not None and not options.force else None
     for position, source in enumerate(sources):
         now = time.time_ns()  # before the stat: the racy rule needs it so
         try:
@@ -508,8 +552,7 @@ def _pending_work(
             # Each level has its own index (its compile context): a source is
             # up to date when every level's record is trusted on this stat and
             # its entry is still in the store (gc may have removed it).
-            if stored is None:
-                stored = _stored_keys(store)
+            assert stored is not None
             for index in indexes:
                 record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
                 key = trusted_key(record, st) if record is not None else None
@@ -524,7 +567,7 @@ def _pending_work(
                 work.append((position, source, stale))
             else:
                 summary.up_to_date += 1
-    return work, stats
+    return work, stats, stored
 
 
 def _stored_keys(store: LocalStore) -> set[str]:
@@ -532,12 +575,37 @@ def _stored_keys(store: LocalStore) -> set[str]:
     return set(store.iterate())
 
 
-def _run_batches(
+def _directory(source: Source) -> str:
+    """The directory whose path index holds ``source``'s record."""
+    return source.dfile.rpartition(os.sep)[0]
+
+
+def _plan(
     work: list[tuple[int, Source, tuple[int, ...]]],
+    stats: Mapping[int, tuple[os.stat_result, int]],
+    jobs: int,
+) -> tuple[list[list[tuple[int, Source, tuple[int, ...]]]], dict[str, int]]:
+    """Cut ``work`` into batches; return them and each directory's number of sources."""
+    outstanding: dict[str, int] = {}
+    for _, source, _ in work:  # grouped by directory, in the order first seen
+        directory = _directory(source)
+        outstanding[directory] = outstanding.get(directory, 0) + 1
+    order = {directory: number for number, directory in enumerate(outstanding)}
+    triples = sorted(
+        (
+            (item, _directory(item[1]), stats[item[0]][0].st_size if item[0] in stats else 0)
+            for item in work
+        ),
+        key=lambda triple: order[triple[1]],
+    )
+    return batches(triples, jobs), outstanding
+
+
+def _run_batches(
+    chunks: list[list[tuple[int, Source, tuple[int, ...]]]],
     options: Options,
     jobs: int,
 ) -> Iterator[list[_Compiled]]:
-    chunks = batches(work, jobs)
     if jobs <= 1 or len(chunks) <= 1:
         _init_worker(options)
         for chunk in chunks:
@@ -566,30 +634,6 @@ def _run_batches(
                 ]
 
 
-def _record_index(
-    root: str, context: bytes, records: Sequence[tuple[str, Record]], jobs: int
-) -> None:
-    """Write ``records`` into the path index of ``context`` under ``root``, a few
-    directories per thread.
-
-    Each directory's index file is read, merged and replaced on its own, so
-    threads that own disjoint sets of directories never touch the same file;
-    creating files is kernel work, which runs in parallel outside the GIL.
-    """
-    shards = [PathIndex(root, context=context) for _ in range(max(1, min(jobs, 8)))]
-    for path, record in records:
-        directory = path.rpartition(os.sep)[0]
-        shards[hash(directory) % len(shards)].record(path, record)
-    if len(shards) == 1 or len(records) < 1000:
-        for shard in shards:
-            shard.flush()
-        return
-    import concurrent.futures
-
-    with concurrent.futures.ThreadPoolExecutor(len(shards)) as pool:
-        list(pool.map(PathIndex.flush, shards))
-
-
 def compile_tree(
     sources: Sequence[Source],
     options: Options,
@@ -613,35 +657,47 @@ def compile_tree(
         root = os.path.join(options.store_dir, "index")
         # One index per level: the context a key was computed in is part of it.
         indexes = [PathIndex(root, context=compile_context(level)) for level in options.levels]
-    work, stats = _pending_work(sources, options, store, indexes, summary)
-    # Largest first (longest-processing-time scheduling): what is left at the
-    # end is small, so the workers finish together. Output does not depend on order.
-    work.sort(key=lambda item: -stats[item[0]][0].st_size if item[0] in stats else 0)
+    global _known_keys
+    work, stats, _known_keys = _pending_work(sources, options, store, indexes, summary)
+    chunks, outstanding = _plan(work, stats, jobs)
     done = summary.up_to_date
     if progress is not None:
         progress(done, len(sources))
-    records: list[list[tuple[str, Record]]] = [[] for _ in options.levels]
-    for results in _run_batches(work, options, jobs):
-        for result in results:
-            if result.status == _FAILED:
-                summary.failed += 1
-                assert result.failure is not None
-                summary.failures.append(result.failure)
-                continue
-            if result.status == _COMPILED:
-                summary.compiled += 1
-            else:
-                summary.up_to_date += 1
-            if indexes is not None and result.index in stats:
-                st, now = stats[result.index]
-                for level_records, key in zip(records, result.keys):
-                    level_records.append((sources[result.index].dfile, make_record(st, now, key)))
-        done += len(results)
-        if progress is not None:
-            progress(done, len(sources))
+    try:
+        for results in _run_batches(chunks, options, jobs):
+            finished = []
+            for result in results:
+                source = sources[result.index]
+                directory = _directory(source)
+                outstanding[directory] -= 1
+                if not outstanding[directory]:
+                    finished.append(directory)
+                if result.status == _FAILED:
+                    summary.failed += 1
+                    assert result.failure is not None
+                    summary.failures.append(result.failure)
+                    continue
+                if result.status == _COMPILED:
+                    summary.compiled += 1
+                else:
+                    summary.up_to_date += 1
+                if indexes is not None and result.index in stats:
+                    st, now = stats[result.index]
+                    for index, key in zip(indexes, result.keys):
+                        index.record(source.dfile, make_record(st, now, key))
+            if indexes is not None and finished:
+                # Written while the workers go on with the next batches: no
+                # index tail after the last compile.
+                for index in indexes:
+                    index.flush(finished)
+            done += len(results)
+            if progress is not None:
+                progress(done, len(sources))
+    finally:
+        _known_keys = None
     if indexes is not None:
-        for index, level_records in zip(indexes, records):
-            _record_index(index.root, index.context, level_records, jobs)
+        for index in indexes:
+            index.flush()  # nothing is left unless a worker died
     summary.failures.sort(key=lambda failure: (failure.path, failure.line or 0))
     summary.seconds = time.perf_counter() - started
     return summary

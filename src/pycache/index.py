@@ -39,6 +39,7 @@ from ._entry import KEY_SIZE
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from typing import Dict, Tuple
 
     from .exceptions import IndexFormatError
@@ -227,13 +228,21 @@ class PathIndex:
         self._loaded.setdefault(directory, {})[name] = record
         self._pending.setdefault(directory, {})[name] = record
 
-    def flush(self) -> int:
+    def flush(self, directories: "Iterable[str] | None" = None) -> int:
         """Write pending records, merged with the files' current content.
 
-        Returns the number of index files written. I/O errors are traced and
-        the records dropped: they only save rehashing.
+        ``directories`` limits the write to those directories' records (the
+        others stay pending). Returns the number of index files written. I/O
+        errors are traced and the records dropped: they only save rehashing.
         """
-        pending, self._pending = self._pending, {}
+        if directories is None:
+            pending, self._pending = self._pending, {}
+        else:
+            pending = {}
+            for directory in directories:
+                records = self._pending.pop(directory, None)
+                if records is not None:
+                    pending[directory] = records
         if not self.writable:
             return 0
         written = 0
