@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import marshal
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from conftest import wait_for_backfill
 from pycache import _activate, _entry
 from pycache.config import from_environ
 from pycache.engine import Engine
-from pycache.index import PathIndex
+from pycache.index import GRANULARITY_NS, PathIndex
 from pycache.keys import cache_key, compile_context
 from pycache.stats import read_totals
 from pycache.stores.local import LocalStore
@@ -73,6 +75,13 @@ class Blocked(MemoryStore):
 def _helper_counts(root: Path) -> dict[str, int]:
     """The non-zero counters in the stats file of the store at ``root``."""
     return {name: n for name, n in read_totals(str(root / "stats")).items() if n}
+
+
+def _payload(entries: list[tuple[str, bytes]], index: object = None) -> bytes:
+    """A backfill helper's payload, as ``backfill.spawn`` passes it."""
+    from pycache import backfill
+
+    return b"".join(backfill.payload_buffers(entries, index))  # type: ignore[arg-type]
 
 
 def _tiered(tmp_path: Path, *remotes: tuple[object, bool]) -> TieredStore:
@@ -182,7 +191,7 @@ class TestTieredStore:
     def test_without_a_helper_the_exit_copies_what_time_allows(self, tmp_path, monkeypatch):
         from pycache import backfill
 
-        monkeypatch.setattr(backfill, "spawn", lambda root, entries: False)
+        monkeypatch.setattr(backfill, "spawn", lambda root, entries, index=None: False)
         source = MemoryStore()
         source.put("ab" * 20, b"entry")
         store = _tiered(tmp_path, (source, False))
@@ -196,42 +205,83 @@ class TestTieredStore:
         assert store.take_counts() == {"hits_remote": 1, "remote_backfill_drops": 1}
 
     def test_the_helper_only_writes_hex_keys_and_removes_its_spool(self, tmp_path):
-        from pycache import backfill, bundle
+        from pycache import backfill
 
         root = tmp_path / "store"
         spool = root / "spool" / "1-x.tmp"
         spool.parent.mkdir(parents=True)
-        spool.write_bytes(bundle.encode_records([("ab" * 20, b"good")]))
+        spool.write_bytes(_payload([("ab" * 20, b"good")]))
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert (root / "entries" / "ab" / ("ab" * 19)).read_bytes() == b"good"
         assert not spool.exists()
         assert _helper_counts(root) == {"remote_backfills": 1}
         # A key that is not a store key is refused, by the decoder and the writer.
-        spool.write_bytes(bundle.encode_records([("cd" * 20, b"x"), ("../../evil", b"bad")]))
+        spool.write_bytes(_payload([("cd" * 20, b"x"), ("../../evil", b"bad")]))
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert not (root / "entries" / "cd").exists() and not (tmp_path / "evil").exists()
         assert backfill.write_entries(str(root), [("../../evil", b"bad")]) == (0, 0)
         assert not (tmp_path / "evil").exists()
-        spool.write_bytes(b"\x05abc")  # cut short: nothing written, the spool still removed
+        spool.write_bytes(
+            _payload([])[:4] + b"\x05abc"
+        )  # cut short: nothing written, the spool still removed
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert not spool.exists()
 
     @pytest.mark.parametrize("memory", [True, False], ids=["memory file", "spool file"])
-    def test_a_spawned_helper_copies_the_entries(self, tmp_path, monkeypatch, memory):
+    def test_a_spawned_helper_copies_the_entries_and_index_records(
+        self, tmp_path, monkeypatch, memory
+    ):
         from pycache import backfill
 
         if not memory:  # as where there is no memfd_create
             monkeypatch.setattr(backfill, "_memory_file", lambda buffers: None)
         root = tmp_path / "store"
         entries = [(f"{n:040x}", os.urandom(1000 + n)) for n in range(50)]
-        assert backfill.spawn(str(root), entries)
+        index_root = str(root / "index")
+        context = compile_context()
+        # Records for 3 directories, one of which already has an index file to merge with.
+        old = PathIndex(index_root, context=context)
+        old.record("/src/a/old.py", (1, 2, 3, 4, 5, 6, b"o" * 20))
+        old.flush()
+        pending = {
+            f"/src/{d}": {
+                f"m{n}.py": (1, n, 3, 4, 5, 6, bytes.fromhex(entries[n][0])) for n in range(3)
+            }
+            for d in "abc"
+        }
+        assert backfill.spawn(str(root), entries, (index_root, context, pending))
         wait_for_backfill(root)
         assert all(LocalStore(str(root)).get(key) == data for key, data in entries)
         assert _helper_counts(root) == {"remote_backfills": 50}
         assert list((root / "spool").iterdir()) == []
+        index = PathIndex(index_root, context=context)
+        for d in "abc":
+            for n in range(3):
+                assert index.lookup(f"/src/{d}/m{n}.py") == pending[f"/src/{d}"][f"m{n}.py"]
+        assert index.lookup("/src/a/old.py") == (1, 2, 3, 4, 5, 6, b"o" * 20)
+
+    def test_the_helper_ignores_damaged_index_records(self, tmp_path):
+        from pycache import backfill
+
+        root = tmp_path / "store"
+        spool = root / "spool" / "1-x.tmp"
+        spool.parent.mkdir(parents=True)
+        index_root = str(root / "index")
+        good = (1, 2, 3, 4, 5, 6, b"k" * 20)
+        pending = {"/src": {"good.py": good, "bad.py": (1, 2), 7: good}, 8: {}}
+        entries = [("ab" * 20, b"entry")]
+        spool.write_bytes(_payload(entries, (index_root, b"ctx", pending)))
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        index = PathIndex(index_root, context=b"ctx")
+        assert index.lookup("/src/good.py") == good and index.lookup("/src/bad.py") is None
+        assert LocalStore(str(root)).get("ab" * 20) == b"entry"
+        payload = _payload(entries, (index_root, b"ctx", pending))
+        spool.write_bytes(payload[:10])  # the index part cut short: nothing, no error
+        assert backfill.main([str(root), str(spool), "-"]) == 0
+        assert not spool.exists()
 
     def test_the_helper_keeps_the_store_under_its_size_limit(self, tmp_path, monkeypatch):
-        from pycache import backfill, bundle
+        from pycache import backfill
 
         monkeypatch.setenv("PYCACHE_MAX_SIZE", "64K")
         monkeypatch.delenv("PYCACHE_CONFIG", raising=False)
@@ -239,7 +289,7 @@ class TestTieredStore:
         spool = root / "spool" / "1-x.tmp"
         spool.parent.mkdir(parents=True)
         entries = [(f"{n:040x}", os.urandom(8192)) for n in range(32)]  # 256 KiB
-        spool.write_bytes(bundle.encode_records(entries))
+        spool.write_bytes(_payload(entries))
         assert backfill.main([str(root), str(spool), "-"]) == 0
         kept = sum(path.stat().st_size for path in (root / "entries").glob("*/*"))
         assert 0 < kept <= 64 * 1024
@@ -292,6 +342,48 @@ class TestEngineBackfill:
             assert remote.entries  # the remote is not ours to clean
 
 
+class TestIndexHandOff:
+    def _engine(self, tmp_path: Path) -> tuple[Engine, Path]:
+        src = tmp_path / "src" / "mod.py"
+        src.parent.mkdir()
+        src.write_bytes(b"VALUE = 1\n")
+        key = cache_key(src.read_bytes(), compile_context())
+        remote = MemoryStore()
+        code = compile(src.read_bytes(), str(src), "exec")
+        remote.put(key.hex(), _entry.encode_entry(key, marshal.dumps(code)))
+        store = _tiered(tmp_path, (remote, False))
+        index = PathIndex(str(tmp_path / "local" / "index"), context=compile_context())
+        engine = Engine(store, index)
+        st = src.stat()
+        engine.get_code(
+            importlib.machinery.SourceFileLoader("mod", str(src)), str(src), st, st.st_mtime_ns
+        )
+        return engine, src
+
+    def test_the_helper_takes_the_index_records_of_a_remote_hit(self, tmp_path, monkeypatch):
+        from pycache import backfill
+
+        handed = []
+        monkeypatch.setattr(
+            backfill, "spawn", lambda root, entries, index=None: handed.append(index) or True
+        )
+        engine, src = self._engine(tmp_path)
+        engine.flush()
+        assert not (tmp_path / "local" / "index").exists()  # the exiting process wrote none
+        (index_root, context, pending) = handed[0]
+        assert index_root == engine.index.root and context == compile_context()
+        assert set(pending) == {str(src.parent)} and set(pending[str(src.parent)]) == {"mod.py"}
+
+    def test_without_a_helper_the_process_writes_its_index(self, tmp_path, monkeypatch):
+        from pycache import backfill
+
+        monkeypatch.setattr(backfill, "spawn", lambda root, entries, index=None: False)
+        engine, src = self._engine(tmp_path)
+        engine.flush()
+        fresh = PathIndex(engine.index.root, context=compile_context())
+        assert fresh.lookup(str(src)) is not None
+
+
 def _remote_env(remote: Path, mode: str, **more: str) -> dict[str, str | None]:
     env: dict[str, str | None] = {
         "PYCACHE_REMOTE": f"file://{remote}",
@@ -314,6 +406,7 @@ class TestEndToEnd:
         ci = read_stats()
         assert ci["remote_writes"] == ci["compiles"] == 3
         dev_store = tmp_path / "dev-store"
+        time.sleep(GRANULARITY_NS / 1e9 + 0.2)  # the dev host's index records are trusted
         run = run_py(
             [main], pythonpath=[tree], env=_remote_env(remote, "ro", PYCACHE_DIR=str(dev_store))
         )
@@ -326,7 +419,9 @@ class TestEndToEnd:
             [main], pythonpath=[tree], env=_remote_env(remote, "ro", PYCACHE_DIR=str(dev_store))
         )
         assert again.stdout == "2\n"
-        assert read_stats(dev_store)["hits_remote"] == 3  # the second run was all local
+        after = read_stats(dev_store)
+        assert after["hits_remote"] == 3  # the second run was all local,
+        assert after.get("hits_by_stat", 0) == 3  # on the index the backfill helper wrote
 
     def test_tampered_remote_entries_are_rejected_with_a_key(
         self, sandbox, make_tree, run_py, read_stats, tmp_path

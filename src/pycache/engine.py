@@ -283,18 +283,19 @@ class Engine:
 
     def flush(self) -> None:
         """Write the pending index records and counters. Never raises."""
-        try:
-            self.index.flush()
-        except Exception as exc:
-            _debug.trace("index flush failed: %r", exc)
         counts = self.take_counts()
         if self._backfill is not None:  # a TieredStore: bounded wait for the remote queue
             try:
-                self.store.flush(self.remote_flush_timeout)  # type: ignore[attr-defined]
+                # Its backfill helper, if it starts one, takes the index records too.
+                self.store.flush(self.remote_flush_timeout, self.index)  # type: ignore[attr-defined]
                 for name, value in self.store.take_counts().items():  # type: ignore[attr-defined]
                     counts[name] = counts.get(name, 0) + value
             except Exception as exc:
                 _debug.trace("remote flush failed: %r", exc)
+        try:
+            self.index.flush()
+        except Exception as exc:
+            _debug.trace("index flush failed: %r", exc)
         if self.stats_path is not None and counts:
             try:
                 from . import stats

@@ -268,3 +268,22 @@ class PathIndex:
     def forget_pending(self) -> None:
         """Drop unwritten records (a forked child must not write its parent's)."""
         self._pending = {}
+
+    def take_pending(self) -> "dict[str, Records]":
+        """Return the unwritten records, by directory, and forget them (another
+        process writes them: see ``backfill``)."""
+        pending, self._pending = self._pending, {}
+        return pending
+
+    def add_pending(self, pending: "dict[str, Records]") -> None:
+        """Queue ``take_pending``'s records (valid ones only) to be written by ``flush``."""
+        for directory, records in pending.items():
+            if type(directory) is not str or type(records) is not dict:
+                continue
+            valid = {
+                name: record
+                for name, record in records.items()
+                if type(name) is str and valid_record(record)
+            }
+            if valid:
+                self._pending.setdefault(directory, {}).update(valid)

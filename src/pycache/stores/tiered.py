@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     import threading
     from typing import Callable, Deque, Iterable, Iterator
 
+    from ..index import PathIndex
     from .base import Store
 
 __all__ = ["Remote", "TieredStore"]
@@ -354,17 +355,19 @@ class TieredStore:
                 self._count_in_writer("remote_write_errors")
         return written
 
-    def flush(self, timeout: float) -> bool:
-        """At exit: hand the backfills to a helper, then wait at most ``timeout``
-        seconds for queued writes and the bundle upload; say whether all went.
+    def flush(self, timeout: float, index: "PathIndex | None" = None) -> bool:
+        """At exit: hand the backfills to a helper, with ``index``'s unwritten
+        records if there is one, then wait at most ``timeout`` seconds for
+        queued writes and the bundle upload; say whether all went.
 
         Never raises: each step's failure is traced and the next step runs.
+        Records the helper did not take are still pending in ``index``.
         """
         deadline = time.monotonic() + timeout
         backfills, self._backfills = self._backfills, {}
         self._backfill_bytes = 0
         try:
-            self._hand_off_backfills(backfills, deadline)
+            self._hand_off_backfills(backfills, deadline, index)
         except Exception as exc:
             _debug.trace("cannot hand off the remote hits: %r", exc)
         done = True
@@ -410,16 +413,23 @@ class TieredStore:
         self._queue.clear()
         return True
 
-    def _hand_off_backfills(self, backfills: "dict[str, bytes]", deadline: float) -> None:
-        """Give the kept remote hits to a helper process, or else copy them now."""
+    def _hand_off_backfills(
+        self, backfills: "dict[str, bytes]", deadline: float, index: "PathIndex | None"
+    ) -> None:
+        """Give the kept remote hits (and ``index``'s records) to a helper
+        process, or else copy them now (the records stay pending)."""
         entries = list(backfills.items())
         if not entries:
             return
         root = getattr(self.local, "root", None)
         from .. import backfill
 
-        if root is not None and backfill.spawn(root, entries):
+        pending = index.take_pending() if index is not None and index.root else {}
+        records = (index.root, index.context, pending) if index is not None and pending else None
+        if root is not None and backfill.spawn(root, entries, records):
             return
+        if index is not None:
+            index.add_pending(pending)
         copied = 0
         for key, data in entries:  # no helper: copy what the time allows
             if time.monotonic() >= deadline or not self.local.put(key, data):
