@@ -67,10 +67,12 @@ class TestFormat:
             bundle.join_parts([first[0], second[1], *first[2:]])
         with pytest.raises(BundleFormatError, match="parts"):
             bundle.join_parts(first[:-1])
-        tampered = bytearray(first[0])
-        tampered[-1] ^= 1
-        with pytest.raises(BundleFormatError, match="digest"):
-            bundle.join_parts([bytes(tampered), *first[1:]])
+        tampered = bytearray(second[1])
+        tampered[-1] ^= 1  # a part with the right digest but a damaged byte...
+        payload = bundle.join_parts([second[0], bytes(tampered), *second[2:]])
+        assert len(payload) == len(bundle.join_parts(second))  # ...joins, and is caught by
+        # the record framing or by the engine's check of the entry it lands in (see
+        # test_remote_servers: TestRedis.test_a_bad_or_mixed_up_bundle_is_ignored).
 
     @pytest.mark.parametrize(
         "head",

@@ -139,14 +139,16 @@ class TestRedis:
         reply = redis_server.command("GET", name)  # RESP: $<length>\r\n<value>\r\n
         good = reply[reply.index(b"\r\n") + 2 : -2]
         assert good.startswith(b"PYCBNDL1") and len(good) == int(reply[1 : reply.index(b"\r")])
-        flipped = good[:-1] + bytes([good[-1] ^ 1])  # fails the payload digest
+        flipped = good[:-1] + bytes([good[-1] ^ 1])  # a byte of the last entry
         bad_values = {
-            "garbage": os.urandom(200),
-            "magic only": b"PYCBNDL1" + os.urandom(40),
-            "cut short": good[:-7],
-            "tampered": flipped,
+            "garbage": (os.urandom(200), 0),
+            "magic only": (b"PYCBNDL1" + os.urandom(40), 0),
+            "cut short": (good[:-7], 0),
+            # The damaged entry fails its checksum and is fetched on its own; the
+            # bundle serves the others.
+            "tampered": (flipped, MODULES),
         }
-        for label, bad in bad_values.items():
+        for label, (bad, from_bundle) in bad_values.items():
             redis_server.command("SET", name, bad)
             laptop = tmp_path / label.replace(" ", "-")
             env = _env(redis_server.url, "ro", PYCACHE_DIR=str(laptop))
@@ -154,7 +156,8 @@ class TestRedis:
             assert (run.stdout, run.stderr) == (EXPECTED, "")
             stats = read_stats(laptop)
             assert stats["hits_remote"] == MODULES + 1 and stats.get("compiles", 0) == 0
-            assert stats.get("hits_remote_bundle", 0) == 0
+            assert stats.get("hits_remote_bundle", 0) == from_bundle, label
+            assert stats.get("misses", 0) == 0, label
 
     @pytest.mark.parametrize("first", ["typing", "importlib", "socket"])
     def test_a_library_dependency_imported_first_does_not_disable_the_remote(

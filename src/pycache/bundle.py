@@ -20,8 +20,8 @@ switch to a new upload only once all of it is there. This module's own format
     part n>0: "PYCBNDLP" | 20-byte BLAKE2b of the payload | payload[n]
     payload:  records, each u8 key length | key (ASCII hex) | u32 length | entry
 
-Parts that do not belong to their head fail the digest, and the whole bundle
-is then ignored. The same record framing is used for the spool files of
+Parts that do not carry their head's digest belong to another upload, and the
+whole bundle is then ignored. The same record framing is used for the spool files of
 ``backfill``.
 """
 
@@ -232,18 +232,21 @@ def check_part(part: bytes) -> None:
 
 
 def join_parts(parts: "Sequence[bytes]") -> bytes:
-    """Return the payload of a bundle's parts (part 0 first). Raises ``BundleFormatError``."""
+    """Return the payload of a bundle's parts (part 0 first). Raises ``BundleFormatError``.
+
+    Every part must carry its head's upload digest. The payload is not hashed
+    again: on a fresh runner that took 36 ms of a 24 MB bundle, and a damaged
+    byte is caught anyway, by the record framing (``decode_records``) or by
+    the checksum of the entry it lands in, which the engine checks before use.
+    """
     count, digest = head_info(parts[0])
     if len(parts) != count:
         raise _error(f"bundle has {len(parts)} parts, its head says {count}")
-    chunks = [parts[0][_HEAD.size :]]
+    chunks = [memoryview(parts[0])[_HEAD.size :]]  # views: one copy, by the join
     for number, part in enumerate(parts[1:], 1):
         if len(part) < _PART_HEAD.size or part[:8] != PART_MAGIC:
             raise _error(f"bundle part {number} is not a bundle part")
         if part[8 : _PART_HEAD.size] != digest:
             raise _error(f"bundle part {number} belongs to another upload")
-        chunks.append(part[_PART_HEAD.size :])
-    payload = b"".join(chunks)
-    if _blake2b(payload, person=b"pyc-bundle") != digest:
-        raise _error("bundle payload does not match its digest")
-    return payload
+        chunks.append(memoryview(part)[_PART_HEAD.size :])
+    return b"".join(chunks)

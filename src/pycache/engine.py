@@ -183,21 +183,36 @@ class Engine:
         data = self.store.get(hex_key)
         if data is None:
             return None, _MISSING
-        try:
-            code = marshal.loads(_entry.decode_entry(key, data, self.secret))
-            if type(code) is not _CODE_TYPE:
-                raise TypeError(f"payload is a {type(code).__name__}, not code")
-        except Exception as exc:  # EntryFormatError, or marshal's EOFError/ValueError/TypeError
-            from .exceptions import EntrySignatureError
-
-            status = _UNSIGNED if isinstance(exc, EntrySignatureError) else _CORRUPT
-            _debug.trace("%s entry %s for %s: %s; removing it", status, hex_key, path, exc)
-            self.store.delete(hex_key)  # its replacement is written once compiled
-            return None, status
+        code, status = self._decode(key, data, path)
+        if code is None:
+            # A bad copy in a remote's bundle: the remote's own entry may be good.
+            refetch = getattr(self.store, "refetch", None)
+            data = refetch(hex_key) if refetch is not None else None
+            if data is None:
+                return None, status
+            code, status = self._decode(key, data, path)
+            if code is None:
+                return None, status
         if self._backfill is not None:
             self._backfill(hex_key, data)
         _fix_co_filename(code, path)
         return code, _HIT
+
+    def _decode(self, key: bytes, data: bytes, path: str) -> "tuple[CodeType | None, str]":
+        """Return the code of the entry ``data``; remove it from the store if it is bad."""
+        try:
+            code = marshal.loads(_entry.decode_entry(key, data, self.secret))
+            if type(code) is not _CODE_TYPE:
+                raise TypeError(f"payload is a {type(code).__name__}, not code")
+            return code, _HIT
+        except Exception as exc:  # EntryFormatError, or marshal's EOFError/ValueError/TypeError
+            from .exceptions import EntrySignatureError
+
+            status = _UNSIGNED if isinstance(exc, EntrySignatureError) else _CORRUPT
+            hex_key = key.hex()
+            _debug.trace("%s entry %s for %s: %s; removing it", status, hex_key, path, exc)
+            self.store.delete(hex_key)  # its replacement is written once compiled
+            return None, status
 
     def _from_intree(self, path: str, source: bytes) -> "CodeType | None":
         """Return the code of a usable hash-based ``__pycache__`` pyc for ``source``, or ``None``.

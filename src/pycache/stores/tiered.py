@@ -524,6 +524,16 @@ class TieredStore:
     def delete(self, key: str) -> None:
         self.local.delete(key)  # a bad remote entry is the remote's owner's business
 
+    def refetch(self, key: str) -> "bytes | None":
+        """After the engine rejected the entry ``get`` just served from a bundle,
+        return ``key``'s entry from the remotes themselves (``None`` otherwise:
+        asking a remote again for an entry it served itself would be wasted)."""
+        hit = self._remote_hit
+        if hit is None or hit[0] != key or not hit[2]:
+            return None
+        self._remote_hit = None
+        return self.get(key)  # the bundle has given up its copy: a request of its own
+
     def iterate(self) -> "Iterator[str]":
         return self.local.iterate()
 
