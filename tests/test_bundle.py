@@ -59,6 +59,20 @@ class TestFormat:
         assert bundle.join_parts(parts) == payload
         assert bundle.join_parts(bundle.split_parts(b"")) == b""
 
+    @pytest.mark.parametrize("part_size", [1, 7, 45, 100, 1000, 10**6])
+    def test_parts_decode_as_their_joined_payload(self, monkeypatch, part_size):
+        # Records straddle parts (a part as small as one byte): only whole records come out.
+        monkeypatch.setattr(bundle, "PART_SIZE", part_size)
+        entries = [(f"{i:040x}", os.urandom(i * 37 % 300 + 1)) for i in range(40)]
+        parts = bundle.split_parts(bundle.encode_records(entries))
+        assert bundle.decode_parts(parts) == dict(entries)
+        payload = bundle.join_parts(parts)
+        for cut in (1, 44, 45, len(payload) // 2):
+            cut_parts = bundle.split_parts(payload[:-cut])
+            with pytest.raises(BundleFormatError):
+                bundle.decode_parts(cut_parts)
+        assert bundle.decode_parts(bundle.split_parts(b"")) == {}
+
     def test_parts_of_two_uploads_do_not_mix(self, monkeypatch):
         monkeypatch.setattr(bundle, "PART_SIZE", 1000)
         first = bundle.split_parts(bundle.encode_records(_entries(30)))

@@ -41,6 +41,7 @@ __all__ = [
     "MIN_ENTRIES",
     "bundle_key",
     "check_part",
+    "decode_parts",
     "decode_records",
     "encode_records",
     "head_info",
@@ -181,25 +182,60 @@ def decode_records(payload: bytes) -> "dict[str, bytes]":
     every entry non-empty, and there are at most ``MAX_ENTRIES``: a forged
     payload cannot cost more than its own size in memory.
     """
+    return _decode_chunks([memoryview(payload)])
+
+
+def _decode_chunks(chunks: "list[memoryview]") -> "dict[str, bytes]":
+    """``decode_records`` of the concatenation of ``chunks``, without making it.
+
+    A record may straddle chunks (bundle parts): only its own bytes are joined.
+    """
+    chunks = [chunk for chunk in chunks if len(chunk)]
     records: dict[str, bytes] = {}
-    view = memoryview(payload)
-    pos = 0
-    end = len(payload)
-    while pos < end:
-        key_end = pos + 1 + _KEY_LENGTH
-        if payload[pos] != _KEY_LENGTH or key_end + 4 > end:
-            raise _error(f"bundle record at byte {pos} is cut short or has a bad key")
-        key = payload[pos + 1 : key_end].decode("latin-1")
+    total = left = sum(len(chunk) for chunk in chunks)
+    number = pos = 0  # the chunk, and the position in it
+
+    def take(size: int) -> bytes:
+        nonlocal number, pos
+        pieces = []
+        while size:
+            chunk = chunks[number]
+            end = pos + size
+            if end < len(chunk):
+                pieces.append(chunk[pos:end])
+                pos = end
+                break
+            pieces.append(chunk[pos:])
+            size = end - len(chunk)
+            number += 1
+            pos = 0
+        return bytes(pieces[0]) if len(pieces) == 1 else b"".join(pieces)
+
+    header = 1 + _KEY_LENGTH + _LENGTH.size
+    while left:
+        offset = total - left
+        if left < header:
+            raise _error(f"bundle record at byte {offset} is cut short")
+        head = take(header)
+        left -= header
+        if head[0] != _KEY_LENGTH:
+            raise _error(f"bundle record at byte {offset} has a bad key")
+        key = head[1 : 1 + _KEY_LENGTH].decode("latin-1")
         if not HEX_DIGITS.issuperset(key):
-            raise _error(f"bundle record at byte {pos} has a key that is not hex")
-        (length,) = _LENGTH.unpack_from(payload, key_end)
-        pos = key_end + 4 + length
-        if length == 0 or pos > end:
+            raise _error(f"bundle record at byte {offset} has a key that is not hex")
+        (length,) = _LENGTH.unpack_from(head, 1 + _KEY_LENGTH)
+        if length == 0 or length > left:
             raise _error(f"bundle entry {key} is empty or cut short")
         if len(records) >= MAX_ENTRIES:
             raise _error(f"bundle holds more than {MAX_ENTRIES} entries")
-        records[key] = bytes(view[key_end + 4 : pos])
+        records[key] = take(length)
+        left -= length
     return records
+
+
+def decode_parts(parts: "Sequence[bytes]") -> "dict[str, bytes]":
+    """``decode_records(join_parts(parts))``, without joining the parts first."""
+    return _decode_chunks(_payload_views(parts))
 
 
 def split_parts(payload: bytes) -> "list[bytes]":
@@ -232,7 +268,12 @@ def check_part(part: bytes) -> None:
 
 
 def join_parts(parts: "Sequence[bytes]") -> bytes:
-    """Return the payload of a bundle's parts (part 0 first). Raises ``BundleFormatError``.
+    """Return the payload of a bundle's parts (part 0 first). Raises ``BundleFormatError``."""
+    return b"".join(_payload_views(parts))
+
+
+def _payload_views(parts: "Sequence[bytes]") -> "list[memoryview]":
+    """The payload pieces of a bundle's parts, checked to be one upload's.
 
     Every part must carry its head's upload digest. The payload is not hashed
     again: on a fresh runner that took 36 ms of a 24 MB bundle, and a damaged
@@ -242,11 +283,11 @@ def join_parts(parts: "Sequence[bytes]") -> bytes:
     count, digest = head_info(parts[0])
     if len(parts) != count:
         raise _error(f"bundle has {len(parts)} parts, its head says {count}")
-    chunks = [memoryview(parts[0])[_HEAD.size :]]  # views: one copy, by the join
+    views = [memoryview(parts[0])[_HEAD.size :]]
     for number, part in enumerate(parts[1:], 1):
         if len(part) < _PART_HEAD.size or part[:8] != PART_MAGIC:
             raise _error(f"bundle part {number} is not a bundle part")
         if part[8 : _PART_HEAD.size] != digest:
             raise _error(f"bundle part {number} belongs to another upload")
-        chunks.append(memoryview(part)[_PART_HEAD.size :])
-    return b"".join(chunks)
+        views.append(memoryview(part)[_PART_HEAD.size :])
+    return views

@@ -231,7 +231,7 @@ class TieredStore:
                     return {}
                 bundle.check_part(part)
                 parts.append(part)
-            entries = bundle.decode_records(bundle.join_parts(parts))
+            entries = bundle.decode_parts(parts)
         except ValueError as exc:  # BundleFormatError: garbage, or mixed-up uploads
             _debug.trace("ignoring the bundle of remote %s: %s", remote.url, exc)
             return {}
