@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,10 @@ CONTEXT = b"test-context"
 
 def _entries(n: int, size: int = 100) -> list[tuple[str, bytes]]:
     return [(f"{i:040x}", os.urandom(size)) for i in range(n)]
+
+
+def _entries_of(parts: list[bytes]) -> dict[str, bytes]:
+    return bundle.decode_records(bundle.join_parts(parts))
 
 
 class TestFormat:
@@ -82,11 +87,11 @@ class TestFormat:
         with pytest.raises(BundleFormatError, match="parts"):
             bundle.join_parts(first[:-1])
         tampered = bytearray(second[1])
-        tampered[-1] ^= 1  # a part with the right digest but a damaged byte...
-        payload = bundle.join_parts([second[0], bytes(tampered), *second[2:]])
-        assert len(payload) == len(bundle.join_parts(second))  # ...joins, and is caught by
-        # the record framing or by the engine's check of the entry it lands in (see
-        # test_remote_servers: TestRedis.test_a_bad_or_mixed_up_bundle_is_ignored).
+        tampered[-1] ^= 1  # a part with the right digest but a damaged byte decodes:
+        decoded = bundle.decode_parts([second[0], bytes(tampered), *second[2:]])
+        changed = [key for key, data in _entries_of(second).items() if decoded[key] != data]
+        assert len(changed) == 1  # one entry differs, which the engine's checks reject
+        # (TestTieredBundles.test_a_damaged_entry_is_fetched_on_its_own_and_the_bundle_replaced).
 
     @pytest.mark.parametrize(
         "head",
@@ -279,6 +284,40 @@ class TestTieredBundles:
         remote = MemoryStore()
         _write(tmp_path, remote, _entries(bundle.MIN_ENTRIES - 1))
         assert len(remote.entries) == bundle.MIN_ENTRIES - 1
+
+    def test_a_damaged_entry_is_fetched_on_its_own_and_the_bundle_replaced(
+        self, tmp_path, monkeypatch
+    ):
+        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+        remote = MemoryStore()
+        entries = _entries(20)
+        _write(tmp_path / "ci", remote, entries)
+        name = _name()
+        count, upload = bundle.head_info(remote.entries[name])
+        last = bundle.part_key(name, upload, count - 1)
+        damaged = bytearray(remote.entries[last])
+        damaged[-1] ^= 1  # the last byte of the last entry, as a bad disk would
+        remote.entries[last] = bytes(damaged)
+        # A fresh read-write run on the machine that uploaded it (its marker is fresh).
+        shutil.copytree(
+            tmp_path / "ci" / "local" / "bundles", tmp_path / "ci-2" / "local" / "bundles"
+        )
+        reader = _tiered(tmp_path / "ci-2", remote, True)
+        for key, data in entries[:-1]:
+            assert _read(reader, key) == data
+        key, data = entries[-1]
+        assert reader.get(key) not in (None, data)  # the bundle's damaged copy...
+        reader.delete(key)  # ...which the engine rejects and removes,
+        assert reader.refetch(key) == data  # then asks the remote for its own
+        reader.backfill(key, data)
+        assert reader.refetch(key) is None  # once
+        assert reader.flush(30)
+        counts = reader.take_counts()
+        assert (counts["hits_remote"], counts["hits_remote_bundle"]) == (20, 19)
+        assert counts["remote_bundle_writes"] == 1  # replaced, marker or not
+        laptop = _tiered(tmp_path / "laptop", remote, False)
+        assert all(_read(laptop, key) == data for key, data in entries)
+        assert laptop.take_counts()["hits_remote_bundle"] == 20
 
     def test_a_reader_ignores_a_bundle_with_a_missing_part(self, tmp_path, monkeypatch):
         monkeypatch.setattr(bundle, "PART_SIZE", 1000)

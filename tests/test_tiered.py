@@ -217,15 +217,13 @@ class TestTieredStore:
         assert _helper_counts(root) == {"remote_backfills": 1}
         # A key that is not a store key is refused, by the decoder and the writer.
         spool.write_bytes(_payload([("cd" * 20, b"x"), ("../../evil", b"bad")]))
-        assert backfill.main([str(root), str(spool), "-"]) == 0
+        assert backfill.main([str(root), str(spool), "-"]) == 1
         assert not (root / "entries" / "cd").exists() and not (tmp_path / "evil").exists()
         assert backfill.write_entries(str(root), [("../../evil", b"bad")]) == (0, 0)
         assert not (tmp_path / "evil").exists()
-        spool.write_bytes(
-            _payload([])[:4] + b"\x05abc"
-        )  # cut short: nothing written, the spool still removed
-        assert backfill.main([str(root), str(spool), "-"]) == 0
-        assert not spool.exists()
+        spool.write_bytes(_payload([])[:4] + b"\x05abc")  # cut short: nothing written,
+        assert backfill.main([str(root), str(spool), "-"]) == 1
+        assert not spool.exists()  # the spool still removed
 
     @pytest.mark.parametrize("memory", [True, False], ids=["memory file", "spool file"])
     def test_a_spawned_helper_copies_the_entries_and_index_records(
@@ -279,6 +277,12 @@ class TestTieredStore:
         spool.write_bytes(payload[:10])  # the index part cut short: nothing, no error
         assert backfill.main([str(root), str(spool), "-"]) == 0
         assert not spool.exists()
+        # Entries cut short: neither they nor the records that name them are written.
+        other = {"/other": {"new.py": (1, 2, 3, 4, 5, 6, b"n" * 20)}}
+        spool.write_bytes(_payload([("cd" * 20, b"entry")], (index_root, b"ctx", other))[:-1])
+        assert backfill.main([str(root), str(spool), "-"]) == 1
+        assert index.lookup("/other/new.py") is None
+        assert PathIndex(index_root, context=b"ctx").lookup("/other/new.py") is None
 
     def test_the_helper_keeps_the_store_under_its_size_limit(self, tmp_path, monkeypatch):
         from pycache import backfill

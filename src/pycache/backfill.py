@@ -10,9 +10,11 @@ PyCache is not active in it) that copies them into the store and adds
 ``remote_backfills`` to the stats. The exiting process does not wait for it.
 
 The process's unwritten path-index records go along (on a fresh runner, a
-hundred index files: 10 to 120 ms of an exit on the benchmark machine), and the
-helper writes them after the entries, so a record never names an entry that
-is not there yet.
+hundred index files: 10 to 120 ms of an exit on the benchmark machine). The
+helper writes them after the entries, and only if it wrote every entry. A
+record may still name an entry that is not in the store (one the process
+dropped over the memory limit, or that eviction removed): that costs a
+rehash, as any record of an evicted entry does.
 
 The entries travel in an anonymous memory file (``memfd_create``, Linux)
 whose descriptor the helper inherits: a u32 length and the marshalled index
@@ -227,14 +229,14 @@ def main(argv: "Sequence[str]") -> int:
 
             entries = list(decode_records(payload[index_end:]).items())
         except ValueError:  # BundleFormatError: a spool cut short (full disk)
-            entries = []
+            return 1
         written, size = write_entries(root, entries)
         if written:
             from . import stats
 
             stats.append(os.path.join(root, "stats"), {"remote_backfills": written})
             _enforce_size_limit(root, size)
-        if index_end > 4:
+        if index_end > 4 and written == len(entries):
             write_index(payload[4:index_end])
         return 0
     finally:  # last: an empty spool/ means every helper is done, counters included

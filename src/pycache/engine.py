@@ -185,9 +185,10 @@ class Engine:
             return None, _MISSING
         code, status = self._decode(key, data, path)
         if code is None:
-            # A bad copy in a remote's bundle: the remote's own entry may be good.
+            # A damaged copy in a remote's bundle: the remote's own entry may be
+            # good. (An unsigned one would be unsigned there too.)
             refetch = getattr(self.store, "refetch", None)
-            data = refetch(hex_key) if refetch is not None else None
+            data = refetch(hex_key) if refetch is not None and status == _CORRUPT else None
             if data is None:
                 return None, status
             code, status = self._decode(key, data, path)

@@ -63,7 +63,16 @@ _THREADING = Library(("threading",))
 class Remote:
     """One remote tier: its store, its URL (for display) and whether we write to it."""
 
-    __slots__ = ("bundle", "bundle_keys", "failed", "read_write", "slow", "store", "url")
+    __slots__ = (
+        "bundle",
+        "bundle_damaged",
+        "bundle_keys",
+        "failed",
+        "read_write",
+        "slow",
+        "store",
+        "url",
+    )
 
     def __init__(self, store: "Store", url: str, *, read_write: bool) -> None:
         self.store = store
@@ -76,6 +85,8 @@ class Remote:
         self.bundle: dict[str, bytes] | None = None
         #: The keys of the bundle fetched from this remote (``None``: none fetched).
         self.bundle_keys: frozenset[str] | None = None
+        #: An entry of that bundle failed the engine's checks: upload it anew.
+        self.bundle_damaged = False
 
 
 class TieredStore:
@@ -103,7 +114,9 @@ class TieredStore:
         self._bundle_key: str | None = ""
         self.counts: dict[str, int] = {}
         #: The last remote hit, until the engine has checked it: (key, data, from a bundle).
-        self._remote_hit: tuple[str, bytes, bool] | None = None
+        #: The last entry served by a remote: key, data, and the remote whose
+        #: bundle held it (``None``: the remote's own entry).
+        self._remote_hit: tuple[str, bytes, Remote | None] | None = None
         self._reset_queue()
 
     def _reset_queue(self) -> None:
@@ -176,7 +189,7 @@ class TieredStore:
                     continue
             data = remote.bundle.pop(key, None) if remote.bundle else None
             if data is not None:
-                self._remote_hit = (key, data, True)
+                self._remote_hit = (key, data, remote)
                 return data
             started = time.monotonic()
             try:
@@ -191,7 +204,7 @@ class TieredStore:
             else:
                 remote.slow = 0
             if data is not None:
-                self._remote_hit = (key, data, False)
+                self._remote_hit = (key, data, None)
                 return data
         return None
 
@@ -255,7 +268,7 @@ class TieredStore:
             return  # a local hit: nothing to copy
         self._remote_hit = None
         self._count("hits_remote")
-        if hit[2]:
+        if hit[2] is not None:
             self._count("hits_remote_bundle")
         if not self.local.writable or key in self._backfills:
             return
@@ -426,10 +439,14 @@ class TieredStore:
 
         pending = index.take_pending() if index is not None and index.root else {}
         records = (index.root, index.context, pending) if index is not None and pending else None
-        if root is not None and backfill.spawn(root, entries, records):
+        spawned = False
+        try:
+            spawned = root is not None and backfill.spawn(root, entries, records)
+        finally:
+            if not spawned and index is not None:
+                index.add_pending(pending)  # still this process's to write
+        if spawned:
             return
-        if index is not None:
-            index.add_pending(pending)
         copied = 0
         for key, data in entries:  # no helper: copy what the time allows
             if time.monotonic() >= deadline or not self.local.put(key, data):
@@ -463,6 +480,9 @@ class TieredStore:
         targets = []
         for remote in self.remotes:
             if not remote.read_write or remote.failed:
+                continue
+            if remote.bundle_damaged:  # whoever uploaded it, and whenever
+                targets.append((remote, self._marker_path(remote, name)))
                 continue
             if remote.bundle_keys is not None and remote.bundle_keys.issuperset(keys):
                 continue
@@ -529,9 +549,10 @@ class TieredStore:
         return ``key``'s entry from the remotes themselves (``None`` otherwise:
         asking a remote again for an entry it served itself would be wasted)."""
         hit = self._remote_hit
-        if hit is None or hit[0] != key or not hit[2]:
+        if hit is None or hit[0] != key or hit[2] is None:
             return None
         self._remote_hit = None
+        hit[2].bundle_damaged = True  # a read-write run replaces it
         return self.get(key)  # the bundle has given up its copy: a request of its own
 
     def iterate(self) -> "Iterator[str]":
