@@ -23,6 +23,7 @@ import pytest
 
 from pycache import _format, compiler, index
 from pycache.cli import main
+from pycache.keys import compile_context
 
 MODES = ("timestamp", "checked-hash", "unchecked-hash")
 
@@ -184,6 +185,37 @@ class TestStoreDestination:
         monkeypatch.setattr(compiler._Worker, "compile_one", no_work)
         second = compiler.compile_tree(sources, options, jobs=1)
         assert (second.up_to_date, second.compiled, second.failed) == (len(SOURCES), 0, 0)
+
+    def test_each_directory_index_is_written_as_its_sources_come_back(
+        self, make_tree, tmp_path, monkeypatch
+    ):
+        """Not all at the end: a directory's index file is written once, when its
+        last source is done, while other directories are still being compiled."""
+        files = {
+            f"d{d}/m{m}.py": f"X = {d * 100 + m}\n" * (m + 1) for d in range(8) for m in range(40)
+        }
+        big = make_tree(files)
+        options = compiler.Options(store_dir=str(tmp_path / "store"))
+        sources = compiler.find_sources([str(big)], options=options)
+        flushed: list[list[str] | None] = []
+        real_flush = index.PathIndex.flush
+
+        def spy(self, directories=None):
+            flushed.append(None if directories is None else list(directories))
+            return real_flush(self, directories)
+
+        monkeypatch.setattr(index.PathIndex, "flush", spy)
+        summary = compiler.compile_tree(sources, options, jobs=1)
+        assert summary.compiled == len(files)
+        *during, last = flushed
+        assert last is None  # the safety net, with nothing left for it
+        written = [directory for call in during for directory in call or ()]
+        assert sorted(written) == sorted(str(big / f"d{d}") for d in range(8))
+        assert len(during) > 1  # in several goes, not one at the end
+        fresh = index.PathIndex(
+            os.path.join(options.store_dir, "index"), context=compile_context(0)
+        )
+        assert all(fresh.lookup(source.dfile) is not None for source in sources)
 
     def test_parallel_and_serial_store_the_same_entries(self, sandbox, make_tree, tmp_path):
         many = make_tree({f"m{i:03}.py": f"X = {i}\ndef f():\n    return {i}\n" for i in range(60)})

@@ -376,10 +376,12 @@ def _write_pyc(path: str, data: bytes, mode: int, link_to: str | None) -> None:
 class _Worker:
     """Compiles batches of sources for one ``Options``; one per process."""
 
-    def __init__(self, options: Options) -> None:
+    def __init__(self, options: Options, known_keys: set[str] | None = None) -> None:
         self.options = options
         self.store = LocalStore(options.store_dir) if options.store_dir is not None else None
         self.contexts = [compile_context(level) for level in options.levels]
+        #: The parent's listing of the store's keys, with what this worker wrote since.
+        self.known_keys = known_keys
 
     def compile_one(self, index: int, source: Source, levels: Sequence[int]) -> _Compiled:
         try:
@@ -414,20 +416,20 @@ class _Worker:
             if not self.store.put(hex_key, entry):
                 failure = Failure(source.path, None, f"cannot write to the store {self.store.root}")
                 return _Compiled(index, _FAILED, failure=failure)
-            if _known_keys is not None:
-                _known_keys.add(hex_key)  # a duplicate later in this worker is up to date
+            if self.known_keys is not None:
+                self.known_keys.add(hex_key)  # a duplicate later in this worker is up to date
             compiled = True
         return _Compiled(index, _COMPILED if compiled else _UP_TO_DATE, keys)
 
     def _stored(self, key: bytes) -> bool:
         """Say whether the store already holds a usable entry for ``key``."""
         assert self.store is not None
-        if _known_keys is not None:
+        if self.known_keys is not None:
             # The parent's listing of the store, inherited through fork: a
             # stat per file saved. An entry written since is written again
             # (same bytes); one gc removed since is redone by the next run, as
             # with a stat taken a moment too early.
-            if key.hex() not in _known_keys:
+            if key.hex() not in self.known_keys:
                 return False
         elif self.options.secret is None:
             return os.path.exists(self.store.path_for(key.hex()))
@@ -478,13 +480,11 @@ class _Worker:
 
 
 _worker: _Worker | None = None
-#: Keys of the store's entries, listed by the parent before its workers fork.
-_known_keys: set[str] | None = None
 
 
-def _init_worker(options: Options) -> None:
+def _init_worker(options: Options, known_keys: set[str] | None = None) -> None:
     global _worker
-    _worker = _Worker(options)
+    _worker = _Worker(options, known_keys)
 
 
 def compile_batch(batch: Sequence[tuple[int, Source, tuple[int, ...]]]) -> list[_Compiled]:
@@ -576,8 +576,8 @@ def _stored_keys(store: LocalStore) -> set[str]:
 
 
 def _directory(source: Source) -> str:
-    """The directory whose path index holds ``source``'s record."""
-    return source.dfile.rpartition(os.sep)[0]
+    """The directory whose path index holds ``source``'s record (as ``index`` splits it)."""
+    return source.dfile.rpartition(os.sep)[0] or os.sep
 
 
 def _plan(
@@ -605,22 +605,28 @@ def _run_batches(
     chunks: list[list[tuple[int, Source, tuple[int, ...]]]],
     options: Options,
     jobs: int,
+    known_keys: set[str] | None,
 ) -> Iterator[list[_Compiled]]:
+    """Compile ``chunks`` in ``jobs`` worker processes; yield each one's results.
+
+    ``known_keys`` (the store's listing) reaches forked workers for free; with
+    another start method it is not sent, and workers stat the store instead.
+    """
     if jobs <= 1 or len(chunks) <= 1:
-        _init_worker(options)
+        _init_worker(options, known_keys)
         for chunk in chunks:
             yield compile_batch(chunk)
         return
     import concurrent.futures
     import multiprocessing
 
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if fork else None)
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=min(jobs, len(chunks)),
         mp_context=context,
         initializer=_init_worker,
-        initargs=(options,),
+        initargs=(options, known_keys if fork else None),
     ) as pool:
         futures = {pool.submit(compile_batch, chunk): chunk for chunk in chunks}
         for future in concurrent.futures.as_completed(futures):
@@ -657,47 +663,43 @@ def compile_tree(
         root = os.path.join(options.store_dir, "index")
         # One index per level: the context a key was computed in is part of it.
         indexes = [PathIndex(root, context=compile_context(level)) for level in options.levels]
-    global _known_keys
-    work, stats, _known_keys = _pending_work(sources, options, store, indexes, summary)
+    work, stats, known_keys = _pending_work(sources, options, store, indexes, summary)
     chunks, outstanding = _plan(work, stats, jobs)
     done = summary.up_to_date
     if progress is not None:
         progress(done, len(sources))
-    try:
-        for results in _run_batches(chunks, options, jobs):
-            finished = []
-            for result in results:
-                source = sources[result.index]
-                directory = _directory(source)
-                outstanding[directory] -= 1
-                if not outstanding[directory]:
-                    finished.append(directory)
-                if result.status == _FAILED:
-                    summary.failed += 1
-                    assert result.failure is not None
-                    summary.failures.append(result.failure)
-                    continue
-                if result.status == _COMPILED:
-                    summary.compiled += 1
-                else:
-                    summary.up_to_date += 1
-                if indexes is not None and result.index in stats:
-                    st, now = stats[result.index]
-                    for index, key in zip(indexes, result.keys):
-                        index.record(source.dfile, make_record(st, now, key))
-            if indexes is not None and finished:
-                # Written while the workers go on with the next batches: no
-                # index tail after the last compile.
-                for index in indexes:
-                    index.flush(finished)
-            done += len(results)
-            if progress is not None:
-                progress(done, len(sources))
-    finally:
-        _known_keys = None
+    for results in _run_batches(chunks, options, jobs, known_keys):
+        finished = []
+        for result in results:
+            source = sources[result.index]
+            directory = _directory(source)
+            outstanding[directory] -= 1
+            if not outstanding[directory]:
+                finished.append(directory)
+            if result.status == _FAILED:
+                summary.failed += 1
+                assert result.failure is not None
+                summary.failures.append(result.failure)
+                continue
+            if result.status == _COMPILED:
+                summary.compiled += 1
+            else:
+                summary.up_to_date += 1
+            if indexes is not None and result.index in stats:
+                st, now = stats[result.index]
+                for index, key in zip(indexes, result.keys):
+                    index.record(source.dfile, make_record(st, now, key))
+        if indexes is not None and finished:
+            # Written while the workers go on with the next batches: no
+            # index tail after the last compile.
+            for index in indexes:
+                index.flush(finished)
+        done += len(results)
+        if progress is not None:
+            progress(done, len(sources))
     if indexes is not None:
         for index in indexes:
-            index.flush()  # nothing is left unless a worker died
+            index.flush()  # a safety net: each directory went as its last source came back
     summary.failures.sort(key=lambda failure: (failure.path, failure.line or 0))
     summary.seconds = time.perf_counter() - started
     return summary
