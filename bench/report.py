@@ -329,7 +329,8 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "(the store was warmed first). Scenarios (d) and (e) must also show hits by content.",
         "- Scenarios (g) to (i) time `python -m compileall -q -j0 TREE` and "
         "`pycache compile -q --json TREE` (the store destination, and `--in-tree` for "
-        "information) on fresh copies of the compile tree, in rounds whose order alternates; "
+        "information) on fresh copies of the compile tree (new directories, the sources "
+        "hard-linked), in rounds whose order alternates; "
         "each round runs the cold compiles, then the no-op reruns on the same trees, then "
         "`pycache compile` of another copy (a new path) with the same store. The CPU limit "
         "is the per-file CPU time of compiling every file (read, `compile`, `marshal.dumps`) "

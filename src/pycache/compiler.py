@@ -206,8 +206,9 @@ def batches(items: Sequence[tuple[_T, str, int]], jobs: int) -> list[list[_T]]:
     batch where they fit, so that most directories are done, and their path
     index written, while the workers still run rather than after them. The
     batches come heaviest first (longest-processing-time scheduling): what is
-    left at the end is small, so the workers finish together. ``items`` must
-    come grouped by directory, as ``find_sources`` lists them.
+    left at the end is small, so the workers finish together. ``items`` are
+    expected grouped by directory (``compile_tree`` sorts them so); each run
+    of one directory is a group.
     """
     if not items:
         return []

@@ -113,9 +113,8 @@ class TieredStore:
         #: The bundle's name: ``""`` until computed, ``None`` for no bundle.
         self._bundle_key: str | None = ""
         self.counts: dict[str, int] = {}
-        #: The last remote hit, until the engine has checked it: (key, data, from a bundle).
-        #: The last entry served by a remote: key, data, and the remote whose
-        #: bundle held it (``None``: the remote's own entry).
+        #: The last entry served by a remote, until the engine has checked it: key,
+        #: data, and the remote whose bundle held it (``None``: the remote's own entry).
         self._remote_hit: tuple[str, bytes, Remote | None] | None = None
         self._reset_queue()
 
