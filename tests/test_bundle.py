@@ -185,15 +185,30 @@ def _name() -> str:
     return bundle.bundle_key(CONTEXT, bundle.program_name())
 
 
+def _uploaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[MemoryStore, list[tuple[str, bytes]], TieredStore, list[str]]:
+    """A CI machine at ``tmp_path / "ci"`` that uploaded the bundle of 20 entries,
+    in parts of 1,000 bytes; return the remote, the entries, the writer and the
+    remote keys of the bundle's parts (the head first)."""
+    monkeypatch.setattr(bundle, "PART_SIZE", 1000)
+    remote = MemoryStore()
+    entries = _entries(20)
+    writer = _write(tmp_path / "ci", remote, entries)
+    name = _name()
+    count, upload = bundle.head_info(remote.entries[name])
+    return (
+        remote,
+        entries,
+        writer,
+        [name, *(bundle.part_key(name, upload, n) for n in range(1, count))],
+    )
+
+
 class TestTieredBundles:
     def test_a_writer_uploads_once_and_a_reader_is_served_from_it(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
-        remote = MemoryStore()
-        entries = _entries(20)
-        writer = _write(tmp_path / "ci", remote, entries)
-        name = _name()
-        _, upload = bundle.head_info(remote.entries[name])
-        assert bundle.part_key(name, upload, 1) in remote.entries
+        remote, entries, writer, parts = _uploaded(tmp_path, monkeypatch)
+        assert len(parts) > 1 and all(key in remote.entries for key in parts)
         assert writer.take_counts() == {"remote_writes": 20, "remote_bundle_writes": 1}
         # Another process on that machine loading the same set does not upload it again.
         again = _tiered(tmp_path / "ci", remote, True)
@@ -288,13 +303,8 @@ class TestTieredBundles:
     def test_a_damaged_entry_is_fetched_on_its_own_and_the_bundle_replaced(
         self, tmp_path, monkeypatch
     ):
-        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
-        remote = MemoryStore()
-        entries = _entries(20)
-        _write(tmp_path / "ci", remote, entries)
-        name = _name()
-        count, upload = bundle.head_info(remote.entries[name])
-        last = bundle.part_key(name, upload, count - 1)
+        remote, entries, _, parts = _uploaded(tmp_path, monkeypatch)
+        last = parts[-1]
         damaged = bytearray(remote.entries[last])
         damaged[-1] ^= 1  # the last byte of the last entry, as a bad disk would
         remote.entries[last] = bytes(damaged)
@@ -320,13 +330,8 @@ class TestTieredBundles:
         assert laptop.take_counts()["hits_remote_bundle"] == 20
 
     def test_a_reader_ignores_a_bundle_with_a_missing_part(self, tmp_path, monkeypatch):
-        monkeypatch.setattr(bundle, "PART_SIZE", 1000)
-        remote = MemoryStore()
-        entries = _entries(20)
-        _write(tmp_path / "ci", remote, entries)
-        name = _name()
-        _, upload = bundle.head_info(remote.entries[name])
-        del remote.entries[bundle.part_key(name, upload, 1)]
+        remote, entries, _, parts = _uploaded(tmp_path, monkeypatch)
+        del remote.entries[parts[1]]
         reader = _tiered(tmp_path / "laptop", remote, False)
         key, data = entries[0]
         assert _read(reader, key) == data  # fetched on its own

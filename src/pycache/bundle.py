@@ -21,8 +21,8 @@ switch to a new upload only once all of it is there. This module's own format
     payload:  records, each u8 key length | key (ASCII hex) | u32 length | entry
 
 Parts that do not carry their head's digest belong to another upload, and the
-whole bundle is then ignored. The same record framing is used for the spool files of
-``backfill``.
+whole bundle is then ignored. The same record framing is used for the spool
+files of ``backfill``.
 """
 
 import struct

@@ -236,7 +236,7 @@ class PathIndex:
         errors are traced and the records dropped: they only save rehashing.
         """
         if directories is None:
-            pending, self._pending = self._pending, {}
+            pending = self.take_pending()
         else:
             pending = {}
             for directory in directories:
@@ -267,7 +267,7 @@ class PathIndex:
 
     def forget_pending(self) -> None:
         """Drop unwritten records (a forked child must not write its parent's)."""
-        self._pending = {}
+        self.take_pending()
 
     def take_pending(self) -> "dict[str, Records]":
         """Return the unwritten records, by directory, and forget them (another
