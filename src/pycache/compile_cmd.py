@@ -116,6 +116,8 @@ def add_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def _interpreter_paths(args: argparse.Namespace) -> list[str]:
+    if not (args.stdlib or args.site_packages):
+        return []  # without a sysconfig import
     import sysconfig
 
     paths = sysconfig.get_paths()
