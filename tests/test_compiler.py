@@ -217,6 +217,82 @@ class TestStoreDestination:
         )
         assert all(fresh.lookup(source.dfile) is not None for source in sources)
 
+    def test_a_large_tree_is_checked_in_two_halves(self, sandbox, make_tree):
+        """Above SPLIT_MIN_SOURCES a forked child checks the second half: edits
+        in either half are found, and a rerun finds the rest up to date."""
+        count = compiler.SPLIT_MIN_SOURCES + 104
+        files = {f"d{i // 100:03}/m{i % 100:03}.py": f"X = {i}\n" for i in range(count)}
+        big = make_tree(files)
+        cold = summary_of(compile_cli(sandbox, big, "-j", "2", "--json", check_code=0))
+        assert (cold["compiled"], cold["up_to_date"]) == (count, 0), cold
+        (big / "d000" / "m001.py").write_text("EDITED = 'first half'\n")
+        (big / f"d{(count - 1) // 100:03}" / f"m{(count - 1) % 100:03}.py").write_text("E = 2\n")
+        edited = summary_of(compile_cli(sandbox, big, "-j", "2", "--json", check_code=0))
+        assert (edited["compiled"], edited["up_to_date"], edited["failed"]) == (
+            2,
+            count - 2,
+            0,
+        ), edited
+
+    def test_the_second_half_is_checked_by_a_child(self, make_tree, tmp_path, monkeypatch):
+        files = {f"d{d}/m{m}.py": f"X = {d * 10 + m}\n" for d in range(4) for m in range(10)}
+        big = make_tree(files)
+        options = compiler.Options(store_dir=str(tmp_path / "store"))
+        sources = compiler.find_sources([str(big)], options=options)
+        compiler.compile_tree(sources, options, jobs=1)
+        monkeypatch.setattr(index, "GRANULARITY_NS", -(10**12))  # every record is old enough
+        monkeypatch.setattr(compiler, "SPLIT_MIN_SOURCES", 8)
+        log = tmp_path / "checks.log"
+        real_check = compiler._check_sources
+
+        def spy(sources, start, stop, *args):
+            with open(log, "a") as handle:
+                handle.write(f"{os.getpid()} {start} {stop}\n")
+            return real_check(sources, start, stop, *args)
+
+        monkeypatch.setattr(compiler, "_check_sources", spy)
+        (big / "d3" / "m9.py").write_text("EDITED = True\n")  # in the second half
+        summary = compiler.compile_tree(sources, options, jobs=2)
+        assert (summary.compiled, summary.up_to_date, summary.failed) == (1, 39, 0)
+        checks = sorted(line.split() for line in log.read_text().splitlines())
+        by_range = {(int(start), int(stop)): int(pid) for pid, start, stop in checks}
+        assert by_range.keys() == {(0, 20), (20, 40)}, checks
+        assert by_range[(0, 20)] == os.getpid() != by_range[(20, 40)]
+
+    def test_a_failed_child_leaves_its_half_to_the_parent(self, make_tree, tmp_path, monkeypatch):
+        files = {f"d{d}/m{m}.py": f"X = {d * 10 + m}\n" for d in range(4) for m in range(10)}
+        big = make_tree(files)
+        options = compiler.Options(store_dir=str(tmp_path / "store"))
+        sources = compiler.find_sources([str(big)], options=options)
+        compiler.compile_tree(sources, options, jobs=1)
+        monkeypatch.setattr(index, "GRANULARITY_NS", -(10**12))
+        monkeypatch.setattr(compiler, "SPLIT_MIN_SOURCES", 8)
+        parent = os.getpid()
+        real_check = compiler._check_sources
+        in_parent: list[tuple[int, int]] = []
+
+        def dies_in_the_child(sources, start, stop, *args):
+            if os.getpid() != parent:
+                raise MemoryError("the child fails")
+            in_parent.append((start, stop))
+            return real_check(sources, start, stop, *args)
+
+        monkeypatch.setattr(compiler, "_check_sources", dies_in_the_child)
+        (big / "d0" / "m0.py").write_text("FIRST = 1\n")
+        (big / "d3" / "m9.py").write_text("LAST = 1\n")
+        summary = compiler.compile_tree(sources, options, jobs=2)
+        assert (summary.compiled, summary.up_to_date, summary.failed) == (2, 38, 0)
+        assert in_parent == [(0, 20), (20, 40)]  # the child's half, done again here
+
+    def test_fork_returns_the_childs_answer_and_reaps_it(self):
+        child = compiler._fork(lambda: {"answer": [1, 2, 3]})
+        assert child is not None
+        assert compiler._child_result(child) == {"answer": [1, 2, 3]}
+        with pytest.raises(ChildProcessError):
+            os.waitpid(child[0], os.WNOHANG)  # already reaped
+        failing = compiler._fork(lambda: 1 / 0)
+        assert failing is not None and compiler._child_result(failing) is None
+
     def test_parallel_and_serial_store_the_same_entries(self, sandbox, make_tree, tmp_path):
         many = make_tree({f"m{i:03}.py": f"X = {i}\ndef f():\n    return {i}\n" for i in range(60)})
         serial, parallel = tmp_path / "serial", tmp_path / "parallel"

@@ -25,12 +25,14 @@ into ``__pycache__`` (or under a ``sys.pycache_prefix``-style prefix) and
 from __future__ import annotations
 
 import marshal
+import operator
 import os
 import re
 import sys
 import time
 from types import CodeType
 from typing import (
+    Any,
     Callable,
     Iterable,
     Iterator,
@@ -250,6 +252,9 @@ def _outside(path: str, limit_dir: str) -> bool:
     return os.path.commonpath([target, limit]) != limit
 
 
+_NAME = operator.attrgetter("name")  # a directory entry's sort key
+
+
 def find_sources(
     paths: Iterable[str],
     *,
@@ -287,7 +292,7 @@ def find_sources(
         # file costs no stat here (the one stat is taken when it is checked).
         try:
             with os.scandir(directory) as listing:
-                entries = sorted(listing, key=lambda entry: entry.name)
+                entries = sorted(listing, key=_NAME)
         except OSError as exc:
             if failures is not None:
                 failures.append(Failure(directory, None, f"cannot list: {exc.strerror}"))
@@ -523,52 +528,147 @@ def _stale_levels(source: Source, st: os.stat_result, options: Options) -> tuple
     return tuple(stale)
 
 
+_Work = list[tuple[int, Source, tuple[int, ...]]]
+_Stats = dict[int, tuple[os.stat_result, int]]
+
+#: Below this many sources, one process checks them all: the fork and the
+#: pickled answer would cost more than the second core saves.
+SPLIT_MIN_SOURCES = 4096
+
+
 def _pending_work(
     sources: Sequence[Source],
     options: Options,
     store: LocalStore | None,
     indexes: Sequence[PathIndex] | None,
     summary: Summary,
-) -> tuple[
-    list[tuple[int, Source, tuple[int, ...]]],
-    dict[int, tuple[os.stat_result, int]],
-    set[str] | None,
-]:
-    """Stat every source; return what must go to the workers, each one's stat,
-    and the keys in the store (``None`` without a store, or when forced)."""
-    work: list[tuple[int, Source, tuple[int, ...]]] = []
-    stats: dict[int, tuple[os.stat_result, int]] = {}
+    jobs: int = 1,
+) -> tuple[_Work, _Stats, set[str] | None]:
+    """Stat every source; return what must go to the workers, their stats, and
+    the keys in the store (``None`` without a store, or when forced).
+
+    With ``jobs`` > 1 and many sources, a forked child checks the second half
+    while this process checks the first (a no-op rerun is all stats and index
+    lookups); if the child fails, this process checks its half too.
+    """
     stored = _stored_keys(store) if store is not None and not options.force else None
-    for position, source in enumerate(sources):
+    half = len(sources)
+    child = None
+    if jobs > 1 and half >= SPLIT_MIN_SOURCES and _can_fork():
+        half //= 2
+        child = _fork(lambda: _check_sources(sources, half, len(sources), options, stored, indexes))
+    try:
+        work, stats, up_to_date = _check_sources(sources, 0, half, options, stored, indexes)
+    except BaseException:
+        if child is not None:
+            _child_result(child)  # reaped, not left behind
+        raise
+    if half < len(sources):
+        other = _child_result(child) if child is not None else None
+        if other is None:
+            other = _check_sources(sources, half, len(sources), options, stored, indexes)
+        work += other[0]
+        stats.update(other[1])
+        up_to_date += other[2]
+    summary.up_to_date += up_to_date
+    return work, stats, stored
+
+
+def _check_sources(
+    sources: Sequence[Source],
+    start: int,
+    stop: int,
+    options: Options,
+    stored: set[str] | None,
+    indexes: Sequence[PathIndex] | None,
+) -> tuple[_Work, _Stats, int]:
+    """Check ``sources[start:stop]``: return the work, its stats, and how many are up to date."""
+    work: _Work = []
+    stats: _Stats = {}
+    up_to_date = 0
+    for position in range(start, stop):
+        source = sources[position]
         now = time.time_ns()  # before the stat: the racy rule needs it so
         try:
             st = os.stat(source.path)
         except OSError:
             work.append((position, source, options.levels))  # the worker reports why
             continue
-        stats[position] = (st, now)
         if options.force:
-            work.append((position, source, options.levels))
-        elif store is not None and indexes is not None:
+            levels = options.levels
+        elif stored is not None and indexes is not None:
             # Each level has its own index (its compile context): a source is
             # up to date when every level's record is trusted on this stat and
             # its entry is still in the store (gc may have removed it).
-            assert stored is not None
+            levels = ()
             for index in indexes:
                 record = index.lookup(source.dfile)  # dfile: the absolute path, for the store
                 key = trusted_key(record, st) if record is not None else None
                 if key is None or key.hex() not in stored:
-                    work.append((position, source, options.levels))
+                    levels = options.levels
                     break
-            else:
-                summary.up_to_date += 1
         else:
-            stale = _stale_levels(source, st, options)
-            if stale:
-                work.append((position, source, stale))
-            else:
-                summary.up_to_date += 1
-    return work, stats, stored
+            levels = _stale_levels(source, st, options)
+        if levels:
+            work.append((position, source, levels))
+            stats[position] = (st, now)
+        else:
+            up_to_date += 1
+    return work, stats, up_to_date
+
+
+def _can_fork() -> bool:
+    """Say whether this process may fork: POSIX, and no other thread running."""
+    if not hasattr(os, "fork"):
+        return False
+    threading = sys.modules.get("threading")  # not imported: no threads
+    return threading is None or threading.active_count() == 1
+
+
+def _fork(task: Callable[[], object]) -> tuple[int, int] | None:
+    """Run ``task`` in a forked child; return its pid and the pipe its pickled result comes on."""
+    try:
+        read_fd, write_fd = os.pipe()
+    except OSError:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_fd)
+        os.close(write_fd)
+        return None
+    if pid == 0:  # the child: never returns into the caller's code
+        code = 1
+        try:
+            os.close(read_fd)
+            import pickle
+
+            data = memoryview(pickle.dumps(task(), pickle.HIGHEST_PROTOCOL))
+            while data:
+                data = data[os.write(write_fd, data) :]
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    return pid, read_fd
+
+
+def _child_result(child: tuple[int, int]) -> Any:
+    """Return what the child ``_fork`` started sent, or ``None`` if it failed."""
+    pid, read_fd = child
+    try:
+        with open(read_fd, "rb") as pipe:
+            data = pipe.read()
+    finally:
+        _, status = os.waitpid(pid, 0)
+    if status != 0 or not data:
+        return None
+    import pickle
+
+    try:
+        return pickle.loads(data)
+    except Exception:  # a truncated answer: the caller does the work itself
+        return None
 
 
 def _stored_keys(store: LocalStore) -> set[str]:
@@ -664,7 +764,7 @@ def compile_tree(
         root = os.path.join(options.store_dir, "index")
         # One index per level: the context a key was computed in is part of it.
         indexes = [PathIndex(root, context=compile_context(level)) for level in options.levels]
-    work, stats, known_keys = _pending_work(sources, options, store, indexes, summary)
+    work, stats, known_keys = _pending_work(sources, options, store, indexes, summary, jobs)
     chunks, outstanding = _plan(work, stats, jobs)
     done = summary.up_to_date
     if progress is not None:
