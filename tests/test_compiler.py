@@ -92,6 +92,66 @@ def compileall(sandbox, *args, cwd):
     return sandbox.command([sys.executable, "-m", "compileall", "-q", *args], cwd=cwd)
 
 
+SPLIT_TREE = {f"d{d}/m{m}.py": f"X = {d * 10 + m}\n" for d in range(4) for m in range(10)}
+
+# Run in a fresh single-threaded interpreter (a pytest-xdist worker has
+# threads, and compile does not fork then): compile the tree, then, with
+# SPLIT_MIN_SOURCES lowered to 8, edit the files named and compile again with
+# two jobs, logging which process checked which range of sources.
+_SPLIT_DRIVER = """
+import json, os, sys
+from pycache import compiler, index
+
+tree, store, log, mode = sys.argv[1:5]
+if mode == "fork":
+    child = compiler._fork(lambda: {"value": [1, 2, 3]})
+    answer = compiler._child_result(child)
+    try:
+        os.waitpid(child[0], os.WNOHANG)
+        reaped = False
+    except ChildProcessError:
+        reaped = True
+    failed = compiler._child_result(compiler._fork(lambda: 1 / 0))
+    print(json.dumps({"answer": answer, "reaped": reaped, "failed": failed}))
+    raise SystemExit(0)
+options = compiler.Options(store_dir=store)
+sources = compiler.find_sources([tree], options=options)
+compiler.compile_tree(sources, options, jobs=1)
+index.GRANULARITY_NS = -(10**12)  # every record is old enough to trust
+compiler.SPLIT_MIN_SOURCES = 8
+parent = os.getpid()
+real_check = compiler._check_sources
+
+def spy(sources, start, stop, *args):
+    if mode == "child-fails" and os.getpid() != parent:
+        raise MemoryError("the child fails")
+    with open(log, "a") as handle:
+        handle.write(f"{os.getpid()} {start} {stop}\\n")
+    return real_check(sources, start, stop, *args)
+
+compiler._check_sources = spy
+for path in sys.argv[5:]:
+    with open(path, "w") as handle:
+        handle.write(f"EDITED = {path!r}\\n")  # each edit its own content
+summary = compiler.compile_tree(sources, options, jobs=2)
+with open(log) as handle:
+    checks = sorted([int(word) for word in line.split()] for line in handle)
+print(json.dumps({
+    "parent": parent,
+    "counts": [summary.compiled, summary.up_to_date, summary.failed],
+    "checks": sorted(checks, key=lambda check: check[1]),
+}))
+"""
+
+
+def _split_run(run_py, sandbox, tmp_path, tree, mode, *edits):
+    driver = tmp_path / "split_driver.py"
+    driver.write_text(_SPLIT_DRIVER)
+    args = [driver, tree, tmp_path / "split-store", tmp_path / "checks.log", mode, *edits]
+    result = run_py(args, pycache=False, pythonpath=[sandbox.src_dir])
+    return json.loads(result.stdout)
+
+
 class TestStoreDestination:
     def test_imports_are_hits_with_no_compiles(self, sandbox, tree, run_py, read_stats):
         result = compile_cli(sandbox, tree, "--json", check_code=0)
@@ -234,64 +294,27 @@ class TestStoreDestination:
             0,
         ), edited
 
-    def test_the_second_half_is_checked_by_a_child(self, make_tree, tmp_path, monkeypatch):
-        files = {f"d{d}/m{m}.py": f"X = {d * 10 + m}\n" for d in range(4) for m in range(10)}
-        big = make_tree(files)
-        options = compiler.Options(store_dir=str(tmp_path / "store"))
-        sources = compiler.find_sources([str(big)], options=options)
-        compiler.compile_tree(sources, options, jobs=1)
-        monkeypatch.setattr(index, "GRANULARITY_NS", -(10**12))  # every record is old enough
-        monkeypatch.setattr(compiler, "SPLIT_MIN_SOURCES", 8)
-        log = tmp_path / "checks.log"
-        real_check = compiler._check_sources
+    def test_the_second_half_is_checked_by_a_child(self, make_tree, run_py, sandbox, tmp_path):
+        big = make_tree(SPLIT_TREE)
+        answer = _split_run(run_py, sandbox, tmp_path, big, "split", big / "d3" / "m9.py")
+        assert answer["counts"] == [1, 39, 0]  # the edit in the second half was found
+        by_range = {(start, stop): pid for pid, start, stop in answer["checks"]}
+        assert by_range.keys() == {(0, 20), (20, 40)}, answer
+        assert by_range[(0, 20)] == answer["parent"] != by_range[(20, 40)]
 
-        def spy(sources, start, stop, *args):
-            with open(log, "a") as handle:
-                handle.write(f"{os.getpid()} {start} {stop}\n")
-            return real_check(sources, start, stop, *args)
+    def test_a_failed_child_leaves_its_half_to_the_parent(
+        self, make_tree, run_py, sandbox, tmp_path
+    ):
+        big = make_tree(SPLIT_TREE)
+        edits = (big / "d0" / "m0.py", big / "d3" / "m9.py")
+        answer = _split_run(run_py, sandbox, tmp_path, big, "child-fails", *edits)
+        assert answer["counts"] == [2, 38, 0]
+        parent = answer["parent"]
+        assert answer["checks"] == [[parent, 0, 20], [parent, 20, 40]]  # the child's half too
 
-        monkeypatch.setattr(compiler, "_check_sources", spy)
-        (big / "d3" / "m9.py").write_text("EDITED = True\n")  # in the second half
-        summary = compiler.compile_tree(sources, options, jobs=2)
-        assert (summary.compiled, summary.up_to_date, summary.failed) == (1, 39, 0)
-        checks = sorted(line.split() for line in log.read_text().splitlines())
-        by_range = {(int(start), int(stop)): int(pid) for pid, start, stop in checks}
-        assert by_range.keys() == {(0, 20), (20, 40)}, checks
-        assert by_range[(0, 20)] == os.getpid() != by_range[(20, 40)]
-
-    def test_a_failed_child_leaves_its_half_to_the_parent(self, make_tree, tmp_path, monkeypatch):
-        files = {f"d{d}/m{m}.py": f"X = {d * 10 + m}\n" for d in range(4) for m in range(10)}
-        big = make_tree(files)
-        options = compiler.Options(store_dir=str(tmp_path / "store"))
-        sources = compiler.find_sources([str(big)], options=options)
-        compiler.compile_tree(sources, options, jobs=1)
-        monkeypatch.setattr(index, "GRANULARITY_NS", -(10**12))
-        monkeypatch.setattr(compiler, "SPLIT_MIN_SOURCES", 8)
-        parent = os.getpid()
-        real_check = compiler._check_sources
-        in_parent: list[tuple[int, int]] = []
-
-        def dies_in_the_child(sources, start, stop, *args):
-            if os.getpid() != parent:
-                raise MemoryError("the child fails")
-            in_parent.append((start, stop))
-            return real_check(sources, start, stop, *args)
-
-        monkeypatch.setattr(compiler, "_check_sources", dies_in_the_child)
-        (big / "d0" / "m0.py").write_text("FIRST = 1\n")
-        (big / "d3" / "m9.py").write_text("LAST = 1\n")
-        summary = compiler.compile_tree(sources, options, jobs=2)
-        assert (summary.compiled, summary.up_to_date, summary.failed) == (2, 38, 0)
-        assert in_parent == [(0, 20), (20, 40)]  # the child's half, done again here
-
-    def test_fork_returns_the_childs_answer_and_reaps_it(self):
-        child = compiler._fork(lambda: {"answer": [1, 2, 3]})
-        assert child is not None
-        assert compiler._child_result(child) == {"answer": [1, 2, 3]}
-        with pytest.raises(ChildProcessError):
-            os.waitpid(child[0], os.WNOHANG)  # already reaped
-        failing = compiler._fork(lambda: 1 / 0)
-        assert failing is not None and compiler._child_result(failing) is None
+    def test_fork_returns_the_childs_answer_and_reaps_it(self, run_py, sandbox, tmp_path):
+        answer = _split_run(run_py, sandbox, tmp_path, tmp_path, "fork")
+        assert answer == {"answer": {"value": [1, 2, 3]}, "reaped": True, "failed": None}
 
     def test_parallel_and_serial_store_the_same_entries(self, sandbox, make_tree, tmp_path):
         many = make_tree({f"m{i:03}.py": f"X = {i}\ndef f():\n    return {i}\n" for i in range(60)})
