@@ -9,7 +9,8 @@ Three layers, from pure to I/O:
 * checking (in the parent, cheap): ``find_sources`` walks the trees, and
   ``compile_tree`` stats every source and decides what is up to date from the
   path index (store destination) or the existing pyc header (in-tree), so that
-  a no-op rerun starts no worker at all;
+  a no-op rerun starts no worker at all (a forked child checks the second
+  half of a large tree meanwhile);
 * compiling (``compile_batch``, in worker processes): read, hash, compile,
   marshal and write.
 
@@ -559,9 +560,9 @@ def _pending_work(
         child = _fork(lambda: _check_sources(sources, half, len(sources), options, stored, indexes))
     try:
         work, stats, up_to_date = _check_sources(sources, 0, half, options, stored, indexes)
-    except BaseException:
+    except BaseException:  # interrupted: the child is stopped and reaped, not left behind
         if child is not None:
-            _child_result(child)  # reaped, not left behind
+            _stop(child)
         raise
     if half < len(sources):
         other = _child_result(child) if child is not None else None
@@ -619,7 +620,9 @@ def _check_sources(
 
 def _can_fork() -> bool:
     """Say whether this process may fork: POSIX, and no other thread running."""
-    if not hasattr(os, "fork"):
+    import signal
+
+    if not hasattr(os, "fork") or not hasattr(signal, "pthread_sigmask"):
         return False
     threading = sys.modules.get("threading")  # not imported: no threads
     return threading is None or threading.active_count() == 1
@@ -627,22 +630,28 @@ def _can_fork() -> bool:
 
 def _fork(task: Callable[[], object]) -> tuple[int, int] | None:
     """Run ``task`` in a forked child; return its pid and the pipe its pickled result comes on."""
+    import pickle  # here, not in the child
+    import signal
+
     try:
         read_fd, write_fd = os.pipe()
     except OSError:
         return None
+    # Signals wait until the child is inside the try that ends in os._exit: a
+    # KeyboardInterrupt at the wrong moment must not send it on into our caller.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(read_fd)
         os.close(write_fd)
         return None
     if pid == 0:  # the child: never returns into the caller's code
         code = 1
         try:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(read_fd)
-            import pickle
-
             data = memoryview(pickle.dumps(task(), pickle.HIGHEST_PROTOCOL))
             while data:
                 data = data[os.write(write_fd, data) :]
@@ -650,6 +659,12 @@ def _fork(task: Callable[[], object]) -> tuple[int, int] | None:
         finally:
             os._exit(code)
     os.close(write_fd)
+    try:
+        # Handlers of the signals that came meanwhile run in this call.
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except BaseException:
+        _stop((pid, read_fd))
+        raise
     return pid, read_fd
 
 
@@ -660,15 +675,38 @@ def _child_result(child: tuple[int, int]) -> Any:
         with open(read_fd, "rb") as pipe:
             data = pipe.read()
     finally:
-        _, status = os.waitpid(pid, 0)
-    if status != 0 or not data:
+        status = _reap(pid)
+    if status not in (0, None) or not data:
         return None
     import pickle
 
     try:
+        # With SIGCHLD ignored the status is unknown (None): an answer that
+        # unpickles is whole, since the child sends it last.
         return pickle.loads(data)
     except Exception:  # a truncated answer: the caller does the work itself
         return None
+
+
+def _reap(pid: int) -> int | None:
+    """Wait for the child ``pid``; return its wait status (``None``: reaped elsewhere)."""
+    try:
+        return os.waitpid(pid, 0)[1]
+    except ChildProcessError:  # SIGCHLD ignored, or a handler of the host reaped it
+        return None
+
+
+def _stop(child: tuple[int, int]) -> None:
+    """Kill the child ``_fork`` started and reap it, discarding its answer."""
+    import signal
+
+    pid, read_fd = child
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    os.close(read_fd)
+    _reap(pid)
 
 
 def _stored_keys(store: LocalStore) -> set[str]:
