@@ -4,7 +4,8 @@ The tree is a copy of a real site-packages: ``bench/.venvs/compile-<tag>``,
 made with ``pip install --no-compile --no-deps -r bench/compile-requirements.txt``
 (pinned; at least ``MIN_FILES`` ``.py`` files), copied without ``__pycache__``.
 
-Each round copies that tree once per side and runs, in alternating order:
+Each round makes hard-linked copies of that tree (one per command that
+compiles it cold, see ``_Round.TREES``) and runs, in alternating order:
 
   (g) cold: ``compileall -q -j0 A`` vs ``pycache compile -q B`` (a new store);
       also ``pycache compile --in-tree`` on a third copy (info), and the run
@@ -52,8 +53,10 @@ NEW_PATH_TARGET = 20.0
 CPU_LIMIT_SLACK = 1.1
 #: Disk a round takes, rounded up: the pycs of compileall, --in-tree and the
 #: two CPU-limit passes, and the store (about 0.25 GB each), and the
-#: directories of its six trees.
+#: directories of its six trees; and its inodes (6 x 4,200 directories, and
+#: 5 x 10,643 pycs or entries, with the store's index files).
 ROUND_BYTES = 2 << 30
+ROUND_INODES = 100_000
 
 # Compiles SHARD of SHARDS of the .py files under a tree in this one process,
 # the way py_compile does, and sums each file's CPU time twice: reading,
@@ -187,13 +190,15 @@ def cpu_limit(setup: CompileSetup, processes: int, tree: Path | None = None) -> 
 class _Round:
     """One round's trees, store and commands."""
 
+    TREES = ("compileall", "pycache", "in-tree", "new-path", "limit-0", "limit-1")
+
     def __init__(self, setup: CompileSetup, number: int) -> None:
         self.setup = setup
         self.dir = setup.work / f"round-{number}"
         self.store = self.dir / "store"
         self.cpu_seconds = (0.0, 0.0)  # (user, system) of the last pycache command
         self.trees = {}
-        for name in ("compileall", "pycache", "in-tree", "new-path", "limit-0", "limit-1"):
+        for name in self.TREES:
             self.trees[name] = self.dir / name
             # New directories at a new path, with the sources hard-linked: the
             # compilers only read them. Copying 4 x 400 MB every round made this
@@ -264,13 +269,18 @@ def run_compile_scenarios(setup: CompileSetup, selected: str) -> list[ScenarioRe
     # six minutes while the inode table block is dirty): right after a round's
     # 40,000 files were deleted, each file the next round created scanned
     # thousands of them, 4 to 9 s of system CPU in one cold pycache compile.
-    keep = shutil.disk_usage(setup.work).free >= (setup.rounds + 2) * ROUND_BYTES
+    room = os.statvfs(setup.work)
+    keep = (
+        room.f_bavail * room.f_frsize >= (setup.rounds + 2) * ROUND_BYTES
+        and room.f_favail >= (setup.rounds + 2) * ROUND_INODES
+    )
     if not keep:
         log("(g-i) too little free disk to keep every round: each is deleted after it runs")
     kept: list[_Round] = []
     try:
         for number in range(setup.rounds):
-            log(f"(g-i) round {number + 1} of {setup.rounds}: linking {setup.files} files x4")
+            copies = f"{setup.files} files x{len(_Round.TREES)}"
+            log(f"(g-i) round {number + 1} of {setup.rounds}: linking {copies}")
             round_ = _Round(setup, number)
             kept.append(round_)
             for label, pair, in_tree, fresh in (

@@ -338,9 +338,10 @@ def render_markdown(results: Sequence[ScenarioResult], info: RunInfo) -> str:
         "fresh copy of the tree, summed and divided by the cores; it is measured "
         "in every round just before and just after the cold `pycache compile` it is "
         "compared with, and the two are averaged (a row for information leaves out the "
-        "write). Every round's files are kept until the "
-        "last round has run (deleting them would slow the next round's file creation on "
-        "ext4 without a journal), and each timed command starts after a `sync`, so that "
+        "write). Where the disk has room (the notes say), every round's files are kept "
+        "until the last round has run (deleting them would slow the next round's file "
+        "creation on ext4 without a journal), and each timed command starts after a `sync`, "
+        "so that "
         "none pays for writing back the 0.25 GB the one before wrote. Every "
         "`pycache compile` summary is checked: no failures, every file compiled or up to "
         "date when cold, nothing compiled on a rerun or at the new path.",
