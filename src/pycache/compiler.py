@@ -553,13 +553,17 @@ def _pending_work(
     lookups); if the child fails, this process checks its half too.
     """
     stored = _stored_keys(store) if store is not None and not options.force else None
+
+    def check(start: int, stop: int) -> tuple[_Work, _Stats, int]:
+        return _check_sources(sources, start, stop, options, stored, indexes)
+
     half = len(sources)
     child = None
     if jobs > 1 and half >= SPLIT_MIN_SOURCES and _can_fork():
         half //= 2
-        child = _fork(lambda: _check_sources(sources, half, len(sources), options, stored, indexes))
+        child = _fork(lambda: check(half, len(sources)))
     try:
-        work, stats, up_to_date = _check_sources(sources, 0, half, options, stored, indexes)
+        work, stats, up_to_date = check(0, half)
     except BaseException:  # interrupted: the child is stopped and reaped, not left behind
         if child is not None:
             _stop(child)
@@ -567,7 +571,7 @@ def _pending_work(
     if half < len(sources):
         other = _child_result(child) if child is not None else None
         if other is None:
-            other = _check_sources(sources, half, len(sources), options, stored, indexes)
+            other = check(half, len(sources))
         work += other[0]
         stats.update(other[1])
         up_to_date += other[2]

@@ -164,6 +164,15 @@ def _error(message: str) -> "IndexFormatError":
     return IndexFormatError(message)
 
 
+def _valid_records(records: "Records") -> "Records":
+    """The records of ``records`` that have a name and the shape of a record."""
+    return {
+        name: record
+        for name, record in records.items()
+        if type(name) is str and valid_record(record)
+    }
+
+
 def _split(path: str) -> "tuple[str, str]":
     if path[:1] != _SEP:  # os.path.isabs, without a call on the warm path
         path = os.path.abspath(path)
@@ -247,11 +256,7 @@ class PathIndex:
             return 0
         written = 0
         for directory, records in pending.items():
-            merged = {
-                name: record
-                for name, record in self._read(directory).items()
-                if type(name) is str and valid_record(record)
-            }
+            merged = _valid_records(self._read(directory))
             merged.update(records)
             try:
                 data = encode_index(directory, merged, self.context)
@@ -280,10 +285,6 @@ class PathIndex:
         for directory, records in pending.items():
             if type(directory) is not str or type(records) is not dict:
                 continue
-            valid = {
-                name: record
-                for name, record in records.items()
-                if type(name) is str and valid_record(record)
-            }
+            valid = _valid_records(records)
             if valid:
                 self._pending.setdefault(directory, {}).update(valid)
